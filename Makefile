@@ -1,0 +1,52 @@
+# edocgw: `make run` starts the gateway, `make test` installs what the tests need and runs them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Real servers the tests talk to, and the font the test documents are typeset with.
+DEB_PACKAGES := postfix dovecot-imapd dovecot-lmtpd swaks openssl fonts-dejavu-core ca-certificates
+PYTEST_ARGS ?=
+
+.PHONY: run test install debs lint format bench example clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/edocgw serve
+
+debs:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else \
+		echo "missing Debian packages (install them as root): $$missing" >&2; \
+	fi
+
+test: debs install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+example: install
+	$(BIN)/python -m config.example > edocgw.example.toml
+
+bench: install
+	$(BIN)/python bench/ingest.py --quick
+
+clean:
+	rm -rf $(VENV) var .pytest_cache test-output

@@ -1,0 +1,278 @@
+"""The settings of DESIGN §8: one model, every key documented by its field description.
+
+Section and key names are a contract with operators' `edocgw.toml` files; add keys, never
+rename them. `edocgw.example.toml` is generated from these descriptions (see `example.py`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from config.types import Duration, ListenAddress, Network, parse_duration
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GatewaySettings(Section):
+    hostname: str = Field(
+        "localhost", description="Name the gateway gives itself in SMTP greetings and Received."
+    )
+    data_dir: Path = Field(
+        Path("./var"),
+        description="Where the embedded PostgreSQL, the self-signed TLS keys and spool files live.",
+    )
+    processing_addresses: list[str] = Field(
+        ["vanban@localhost"],
+        description="Addresses staff send documents to for processing (routing by content).",
+    )
+    local_domains: list[str] = Field(
+        ["localhost"], description="Mail domains this gateway accepts mail for from anyone."
+    )
+    pipeline_workers: int = Field(
+        2, ge=1, le=64, description="Concurrent pipeline workers (parse, classify, verify, route)."
+    )
+    verify_processes: int = Field(
+        0, ge=0, le=64, description="Signature verification processes; 0 means one per CPU core."
+    )
+    claim_timeout: Duration = Field(
+        parse_duration("5m"),
+        description="How long a worker's claim on a row lasts before another worker may take it.",
+    )
+
+    @field_validator("processing_addresses")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        for a in v:
+            if a.count("@") != 1 or not all(a.split("@")):
+                raise ValueError(f"expected e-mail addresses like vanban@example.gov.vn, got {a!r}")
+        return [a.lower() for a in v]
+
+    @field_validator("local_domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        return [d.lower().rstrip(".") for d in v]
+
+
+class DatabaseSettings(Section):
+    url: str = Field(
+        "",
+        description="PostgreSQL URL (postgresql://user:pass@host/db). Empty: embedded PostgreSQL "
+        "in data_dir/pg.",
+    )
+    url_file: str = Field("", description="Read the URL from this file instead (a secret).")
+    pool_size: int = Field(10, ge=1, le=200, description="Connections per gateway process.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not v.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+            raise ValueError("expected a postgresql:// URL or an empty string")
+        return v
+
+
+class SmtpSettings(Section):
+    relay_listen: ListenAddress = Field(
+        "127.0.0.1:2525",
+        description="host:port of the relay listener (agency mail servers, inbound mail).",
+    )
+    submission_listen: ListenAddress = Field(
+        "127.0.0.1:2587", description="host:port of the submission listener (staff, AUTH required)."
+    )
+    relay_networks: list[Network] = Field(
+        ["127.0.0.0/8"],  # type: ignore[list-item]
+        description="Clients in these networks may relay to any address (CIDR list).",
+    )
+    max_message_size: int = Field(
+        52428800, ge=1024, description="Largest message accepted, in bytes (SIZE; 552 5.3.4 above)."
+    )
+    tls_cert: str = Field("", description="PEM certificate for STARTTLS. Empty: self-signed.")
+    tls_key: str = Field("", description="PEM private key for STARTTLS.")
+    max_connections: int = Field(200, ge=1, description="Concurrent SMTP sessions in total.")
+    max_connections_per_ip: int = Field(50, ge=1, description="Concurrent sessions per client IP.")
+    command_timeout: Duration = Field(
+        parse_duration("5m"), description="Idle time allowed between commands."
+    )
+    data_timeout: Duration = Field(
+        parse_duration("10m"), description="Time allowed to send the whole DATA."
+    )
+    auth_failures_per_minute: int = Field(
+        5, ge=1, description="Failed AUTH attempts per client IP per minute before 421."
+    )
+    processes: int = Field(
+        1, ge=1, le=64, description="Receiving processes sharing the listening sockets."
+    )
+
+
+class ImapAccount(Section):
+    name: str = Field(description="A short name for logs and the delivery log's peer field.")
+    host: str = Field(description="IMAP server host name.")
+    port: int = Field(993, ge=1, le=65535, description="IMAP server port.")
+    tls: Literal["implicit", "starttls", "none"] = Field(
+        "implicit", description="implicit (993), starttls, or none (loopback tests only)."
+    )
+    verify_tls: bool = Field(True, description="Verify the server's certificate.")
+    ca_file: str = Field("", description="Extra CA bundle to verify the server with.")
+    user: str = Field(description="Login name.")
+    password: str = Field("", description="Password (prefer password_file).")
+    password_file: str = Field("", description="File holding the password.")
+    mailbox: str = Field("INBOX", description="Mailbox to fetch from.")
+    after: str = Field(
+        "flag",
+        description="After commit: flag (\\Seen and $Edocgw), move:FOLDER, or delete.",
+    )
+    poll_seconds: int = Field(60, ge=1, description="Poll interval when IDLE is not offered.")
+    idle: bool = Field(True, description="Use IDLE when the server offers it.")
+    command_timeout: Duration = Field(
+        parse_duration("60s"), description="Timeout for each IMAP command."
+    )
+
+    @field_validator("after")
+    @classmethod
+    def _after(cls, v: str) -> str:
+        if v in ("flag", "delete") or (v.startswith("move:") and len(v) > 5):
+            return v
+        raise ValueError("expected flag, delete or move:FOLDER")
+
+    @model_validator(mode="after")
+    def _secret(self) -> ImapAccount:
+        if not self.password and not self.password_file:
+            raise ValueError("expected password or password_file")
+        return self
+
+
+class TrustSettings(Section):
+    anchors: list[str] = Field([], description="Trust anchors: PEM/DER files or folders.")
+    intermediates: list[str] = Field([], description="Extra intermediate certificates.")
+    crls: list[str] = Field([], description="CRL files or folders (offline revocation).")
+    revocation: Literal["hard-fail", "soft-fail"] = Field(
+        "hard-fail",
+        description="hard-fail: no revocation data means indeterminate; soft-fail: valid.",
+    )
+    ocsp: bool = Field(False, description="Allow OCSP look-ups over the network (off).")
+
+
+Action = Literal["forward", "hold", "reject", "quarantine"]
+
+
+class PolicySettings(Section):
+    invalid_signature: Action = Field(
+        "hold", description="What to do with a document whose signature fails."
+    )
+    unsigned: Action = Field("forward", description="What to do with unsigned documents.")
+    secrecy_marked: Literal["quarantine"] = Field(
+        "quarantine",
+        description="Documents with a secrecy mark are never forwarded (Law 29/2018/QH14).",
+    )
+
+
+class DeliverySettings(Section):
+    retry_schedule: list[Duration] = Field(
+        [parse_duration(x) for x in ("1m", "5m", "15m", "1h", "4h")],
+        description="Waits between attempts; the last one repeats until max_age.",
+    )
+    max_age: Duration = Field(parse_duration("5d"), description="Bounce after this long.")
+    delay_warning: Duration = Field(
+        parse_duration("4h"), description="Warn the sender when a delivery is this late."
+    )
+    delay_warning_urgent: Duration = Field(
+        parse_duration("15m"), description="The same for Hỏa tốc documents."
+    )
+    concurrency_per_destination: int = Field(
+        5, ge=1, description="Parallel connections to one destination."
+    )
+    require_tls: bool = Field(True, description="Default STARTTLS policy for agencies.")
+    connect_timeout: Duration = Field(parse_duration("30s"), description="SMTP connect timeout.")
+    command_timeout: Duration = Field(
+        parse_duration("5m"), description="SMTP timeout per command when sending."
+    )
+    workers: int = Field(10, ge=1, le=1000, description="Concurrent outgoing deliveries.")
+    dead_destination_after: int = Field(
+        5, ge=1, description="Consecutive failures before a destination is paused."
+    )
+    dead_destination_pause: Duration = Field(
+        parse_duration("5m"), description="How long a failing destination is left alone."
+    )
+    smarthost: str = Field(
+        "",
+        description="host:port where mail for non-agency destinations (and agencies routed "
+        "by MX) goes instead of an MX lookup. Empty: look up MX records.",
+    )
+    tls_ca_file: str = Field(
+        "", description="Extra PEM CA bundle to verify destination servers' certificates with."
+    )
+    poll_interval: Duration = Field(
+        parse_duration("10s"),
+        description="Slow poll for due deliveries when no NOTIFY arrives (a fallback).",
+    )
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _non_empty(cls, v: list) -> list:
+        if not v:
+            raise ValueError("expected at least one duration")
+        return v
+
+    @field_validator("smarthost")
+    @classmethod
+    def _smarthost(cls, v: str) -> str:
+        v = v.strip().removeprefix("smtp://")
+        if v:
+            host, sep, port = v.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("expected host:port (e.g. relay.example.gov.vn:25) or empty")
+        return v
+
+
+class ReceiptSettings(Section):
+    enabled: bool = Field(True, description="Send acceptance, delivery and non-delivery receipts.")
+    exclude_domains: list[str] = Field(
+        [], description="Sender domains that get no receipts."
+    )
+    sign_cert: str = Field("", description="PEM certificate to sign receipts with.")
+    sign_key: str = Field("", description="PEM key for sign_cert.")
+    from_address: str = Field(
+        "", description="From address of receipts. Empty: postmaster@<hostname>."
+    )
+
+
+class AdminSettings(Section):
+    listen: ListenAddress = Field("127.0.0.1:8025", description="Web admin, API and /metrics.")
+    enabled: bool = Field(True, description="Run the web admin inside `edocgw serve`.")
+    session_secret_file: str = Field(
+        "", description="Key for session cookies. Empty: generated into data_dir."
+    )
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    format: Literal["json", "text"] = Field("json", description="json lines or plain text.")
+    retention: Duration = Field(
+        parse_duration("913d"), description="How long events are kept (30 months)."
+    )
+
+
+class Settings(Section):
+    """All of edocgw's settings, loaded by `config.load_settings`."""
+
+    gateway: GatewaySettings = GatewaySettings()
+    database: DatabaseSettings = DatabaseSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    imap: list[ImapAccount] = []
+    trust: TrustSettings = TrustSettings()
+    policy: PolicySettings = PolicySettings()
+    delivery: DeliverySettings = DeliverySettings()
+    receipts: ReceiptSettings = ReceiptSettings()
+    admin: AdminSettings = AdminSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @model_validator(mode="after")
+    def _unique_imap(self) -> Settings:
+        names = [a.name for a in self.imap]
+        if len(names) != len(set(names)):
+            raise ValueError("expected unique [[imap]] names")
+        return self

@@ -1,0 +1,120 @@
+"""Wiring: `edocgw serve` opens the store and runs every component until SIGINT/SIGTERM.
+
+A component is any object with a `name` and async `start()`/`stop()`. Components start in
+order and stop in reverse, so listeners stop accepting before the workers and the database
+behind them go away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from typing import Protocol
+
+from config import Settings
+from store.db import Database, open_database
+
+log = logging.getLogger("edocgw")
+
+STOP_TIMEOUT = 20.0
+
+
+class Component(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def build_components(settings: Settings, db: Database) -> list[Component]:
+    """Everything `serve` runs, in start order. Each later issue adds its part here."""
+    from gateway.sealer import EventSealer
+
+    components: list[Component] = [EventSealer(db)]
+    return components
+
+
+class Service:
+    def __init__(self, settings: Settings, config_file: str | None = None) -> None:
+        self.settings = settings
+        self.config_file = config_file
+        self.db: Database | None = None
+        self.components: list[Component] = []
+        self.stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        s = self.settings
+        if self.config_file is None:
+            log.info(
+                "no config file: listening on loopback only, embedded PostgreSQL under "
+                f"{s.gateway.data_dir}/pg, a self-signed TLS certificate in {s.gateway.data_dir}/tls, "
+                f"processing address {', '.join(s.gateway.processing_addresses)}"
+            )
+        else:
+            log.info(f"config file {self.config_file}")
+        self.db = await open_database(s)
+        applied = await self.db.upgrade()
+        where = (
+            f"embedded PostgreSQL, data in {self.db.embedded.pgdata.resolve()}"
+            if self.db.embedded
+            else "PostgreSQL at " + _redact(s.database.url or "(url_file)")
+        )
+        log.info(
+            f"edocgw starting (pid {os.getpid()}): database {where}",
+            extra={"schema_upgrades": ",".join(applied) or "none"},
+        )
+        self.components = build_components(s, self.db)
+        for c in self.components:
+            await c.start()
+            log.info(f"started {c.name}")
+
+    async def stop(self) -> None:
+        for c in reversed(self.components):
+            try:
+                await asyncio.wait_for(c.stop(), STOP_TIMEOUT)
+            except Exception as e:
+                log.warning(f"stopping {c.name} failed", extra={"error": repr(e)})
+        self.components = []
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
+        log.info("edocgw stopped")
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        try:
+            await self.start()
+            log.info("edocgw ready")
+            await self.stopping.wait()
+            log.info("shutting down")
+        finally:
+            await self.stop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+
+
+def _redact(url: str) -> str:
+    head, sep, tail = url.partition("@")
+    if not sep:
+        return url
+    scheme, _, creds = head.partition("://")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{tail}"
+
+
+def serve(settings: Settings, config_file: str | None = None) -> int:
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.run
+    runner(Service(settings, config_file).run())
+    return 0

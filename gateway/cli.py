@@ -1,0 +1,347 @@
+"""`edocgw`: the one command-line entry point (DESIGN §7).
+
+Every command takes `--config FILE`; every listing takes `--json` and then prints exactly one
+JSON document on stdout. Problems end in one line on stderr and a non-zero exit, never a
+traceback (set EDOCGW_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from config import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+EXIT_FAIL = 1
+
+# Command modules that register their own sub-parsers: `register(subparsers)`.
+COMMAND_MODULES = ("gateway.check", "gateway.admin_cli")
+
+
+class CliError(Exception):
+    """A problem to report in one line (exit 1)."""
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a sub-command's --config must not reset one given before the sub-command.
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="edocgw.toml (default: $EDOCGW_CONFIG, else ./edocgw.toml)",
+    )
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="edocgw", description="Gateway for Vietnamese state e-documents.", parents=[common]
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", parents=[common], help="run listeners and workers")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("db", parents=[common], help="database schema")
+    dbsub = p.add_subparsers(dest="db_command", required=True)
+    q = dbsub.add_parser("upgrade", parents=[common], help="create or upgrade the schema")
+    q.set_defaults(func=cmd_db_upgrade)
+
+    p = sub.add_parser("user", parents=[common], help="users for SMTP AUTH and the web admin")
+    usub = p.add_subparsers(dest="user_command", required=True)
+    q = usub.add_parser("add", parents=[common], help="add a user")
+    q.add_argument("name")
+    q.add_argument("--role", action="append", choices=["submit", "admin"], required=True)
+    q.add_argument("--password-file", metavar="F", help="read the password from F (else prompt)")
+    q.set_defaults(func=cmd_user_add)
+    q = usub.add_parser("list", parents=[common], help="list users")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_user_list)
+    for name, active in (("disable", False), ("enable", True)):
+        q = usub.add_parser(name, parents=[common], help=f"{name} a user")
+        q.add_argument("name")
+        q.set_defaults(func=cmd_user_active, active=active)
+    q = usub.add_parser("token", parents=[common], help="issue an API bearer token")
+    q.add_argument("name")
+    q.set_defaults(func=cmd_user_token)
+
+    p = sub.add_parser("agency", parents=[common], help="the agency registry")
+    asub = p.add_subparsers(dest="agency_command", required=True)
+    q = asub.add_parser("add", parents=[common], help="add or update one agency")
+    q.add_argument("code")
+    q.add_argument("name")
+    q.add_argument("--address", required=True, help="the agency's inbox address")
+    q.add_argument("--alias", action="append", default=[], help="another name (repeatable)")
+    q.add_argument("--domain", action="append", default=[], help="a mail domain (repeatable)")
+    q.add_argument("--route", default="mx", help="mx or smtp://host:port")
+    q.add_argument("--tls", default="verify", choices=["verify", "encrypt", "may", "none"])
+    q.set_defaults(func=cmd_agency_add)
+    q = asub.add_parser("list", parents=[common], help="list agencies")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_agency_list)
+    q = asub.add_parser("import", parents=[common], help="import FILE.csv (all or nothing)")
+    q.add_argument("file")
+    q.set_defaults(func=cmd_agency_import)
+
+    for modname in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as e:
+            if e.name != modname:
+                raise
+            continue
+        mod.register(sub, common)
+    return parser
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def run_db(settings: Settings, fn: Callable[[Any], Awaitable[int]], *, upgrade: bool = True) -> int:
+    """Open the database (embedded if no URL), run `fn(db)`, close it again."""
+    from store.db import open_database
+
+    async def main() -> int:
+        db = await open_database(settings)
+        try:
+            if upgrade:
+                await db.upgrade()
+            return await fn(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
+def print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def print_table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
+    for r in [headers, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip())
+
+
+# ---- commands ------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from config.loader import config_path
+    from gateway.app import serve
+
+    path = config_path(getattr(args, "config", None))
+    return serve(settings, str(path) if path else None)
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    async def fn(db: Any) -> int:
+        applied = await db.upgrade()
+        print("schema upgraded: " + ", ".join(applied) if applied else "schema is up to date")
+        return 0
+
+    return run_db(settings, fn, upgrade=False)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_file:
+        try:
+            return Path(args.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as e:
+            raise CliError(f"--password-file {args.password_file}: {e.strerror}") from None
+    if not sys.stdin.isatty():
+        raise CliError("no terminal to prompt for a password: use --password-file")
+    first = getpass.getpass(f"Password for {args.name}: ")
+    if first != getpass.getpass("Again: "):
+        raise CliError("the passwords do not match")
+    return first
+
+
+def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
+    from store import users
+
+    password = _read_password(args)
+
+    async def fn(db: Any) -> int:
+        async with db.transaction() as s:
+            u = await users.add_user(s, args.name, password, args.role)
+        print(f"user {u.name} added with role {', '.join(u.roles)}")
+        return 0
+
+    return run_db(settings, fn)
+
+
+def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
+    from store import users
+
+    async def fn(db: Any) -> int:
+        async with db.transaction() as s:
+            found = await users.list_users(s)
+        if args.json:
+            print_json(
+                {"users": [{"name": u.name, "roles": list(u.roles), "active": u.active} for u in found]}
+            )
+        else:
+            print_table(
+                [[u.name, ",".join(u.roles), "yes" if u.active else "no"] for u in found],
+                ["NAME", "ROLES", "ACTIVE"],
+            )
+        return 0
+
+    return run_db(settings, fn)
+
+
+def cmd_user_active(args: argparse.Namespace, settings: Settings) -> int:
+    from store import users
+
+    async def fn(db: Any) -> int:
+        async with db.transaction() as s:
+            await users.set_active(s, args.name, args.active)
+        print(f"user {args.name} {'enabled' if args.active else 'disabled'}")
+        return 0
+
+    return run_db(settings, fn)
+
+
+def cmd_user_token(args: argparse.Namespace, settings: Settings) -> int:
+    from store import users
+
+    async def fn(db: Any) -> int:
+        async with db.transaction() as s:
+            token = await users.new_token(s, args.name)
+        print(token)
+        return 0
+
+    return run_db(settings, fn)
+
+
+def cmd_agency_add(args: argparse.Namespace, settings: Settings) -> int:
+    from store import agencies
+
+    a = agencies.AgencyIn(
+        code=args.code,
+        name=args.name,
+        address=args.address,
+        aliases=args.alias,
+        domains=args.domain,
+        route=args.route,
+        tls=args.tls,
+    ).validate()
+
+    async def fn(db: Any) -> int:
+        async with db.transaction() as s:
+            await agencies.upsert_agency(s, a)
+        print(f"agency {a.code} saved")
+        return 0
+
+    return run_db(settings, fn)
+
+
+def cmd_agency_list(args: argparse.Namespace, settings: Settings) -> int:
+    from store import agencies
+
+    async def fn(db: Any) -> int:
+        async with db.transaction() as s:
+            found = await agencies.list_agencies(s)
+        if args.json:
+            print_json(
+                {
+                    "agencies": [
+                        {
+                            "code": a.code,
+                            "name": a.name,
+                            "aliases": a.aliases,
+                            "domains": a.domains,
+                            "address": a.address,
+                            "route": a.route,
+                            "tls": a.tls,
+                            "active": a.active,
+                        }
+                        for a in found
+                    ]
+                }
+            )
+        else:
+            print_table(
+                [[a.code, a.name, a.address, a.route, a.tls] for a in found],
+                ["CODE", "NAME", "ADDRESS", "ROUTE", "TLS"],
+            )
+        return 0
+
+    return run_db(settings, fn)
+
+
+def cmd_agency_import(args: argparse.Namespace, settings: Settings) -> int:
+    from store import agencies
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise CliError(f"{args.file}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{args.file}: not UTF-8 text") from None
+    parsed = agencies.parse_csv(text)  # all rows checked before anything is written
+
+    async def fn(db: Any) -> int:
+        async with db.transaction() as s:
+            for a in parsed:
+                await agencies.upsert_agency(s, a)
+        print(f"{len(parsed)} agencies imported from {args.file}")
+        return 0
+
+    return run_db(settings, fn)
+
+
+# ---- entry point ---------------------------------------------------------------------------
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from store.agencies import AgencyError
+    from store.embedded import EmbeddedPostgresError
+    from store.users import UserError
+
+    return (CliError, AgencyError, UserError, EmbeddedPostgresError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(getattr(args, "config", None))
+    except ConfigError as e:
+        print(f"edocgw: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    from gateway.logsetup import setup_logging
+
+    setup_logging(settings.logging.level, settings.logging.format)
+    try:
+        return int(args.func(args, settings) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except _known_errors() as e:
+        print(f"edocgw: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    except Exception as e:
+        if os.environ.get("EDOCGW_DEBUG"):
+            raise
+        logging.getLogger("edocgw").debug("unexpected error", exc_info=True)
+        print(
+            f"edocgw: {type(e).__name__}: {e} (set EDOCGW_DEBUG=1 for details)", file=sys.stderr
+        )
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Work claiming shared by every worker: SKIP LOCKED plus a lease that expires.
+
+A claim is a row's `claimed_by`/`claimed_until`. Rows are picked with `FOR UPDATE SKIP LOCKED`
+so concurrent claimers (in one process or many) never take the same row, and a worker that
+dies simply lets its lease run out, after which the row is claimable again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import Delivery, Message
+
+Claimable = type[Message] | type[Delivery]
+
+
+async def claim(
+    session: AsyncSession,
+    model: Claimable,
+    *,
+    worker: str,
+    lease: dt.timedelta,
+    limit: int,
+    where: Sequence[ColumnElement[bool]] = (),
+    order_by: Sequence[Any] = (),
+) -> list[int]:
+    """Claim up to `limit` ids matching `where` whose claim is free or expired."""
+    picked = (
+        select(model.id)
+        .where(
+            *where,
+            or_(model.claimed_until.is_(None), model.claimed_until < func.now()),
+        )
+        .order_by(*order_by, model.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+    )
+    rows = await session.execute(
+        update(model)
+        .where(model.id.in_(select(picked.c.id)))
+        .values(claimed_by=worker, claimed_until=func.now() + lease)
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(r[0] for r in rows)
+
+
+async def release(session: AsyncSession, model: Claimable, ids: Sequence[int], worker: str) -> None:
+    """Give rows back (on clean shutdown) so another worker need not wait for the lease."""
+    if ids:
+        await session.execute(
+            update(model)
+            .where(model.id.in_(list(ids)), model.claimed_by == worker)
+            .values(claimed_by=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,98 @@
+"""Opening the database: a configured URL, or the embedded server; schema upgrades; NOTIFY."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from config import Settings
+from store.embedded import EmbeddedPostgres
+
+log = logging.getLogger("edocgw.store")
+
+# NOTIFY channels: the pipeline listens on RECEIVED, delivery on DELIVERIES.
+CHANNEL_RECEIVED = "edocgw_received"
+CHANNEL_DELIVERIES = "edocgw_deliveries"
+_MIGRATION_LOCK = 0x6564_6F63  # "edoc": serialises concurrent `db upgrade`s
+
+
+def normalise_url(url: str) -> str:
+    """SQLAlchemy wants the asyncpg driver named in the URL."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The plain DSN asyncpg.connect() takes (for LISTEN connections)."""
+    return "postgresql://" + normalise_url(url).split("://", 1)[1]
+
+
+@dataclass
+class Database:
+    url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    embedded: EmbeddedPostgres | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    @classmethod
+    def connect(cls, url: str, *, pool_size: int = 10) -> Database:
+        url = normalise_url(url)
+        engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+        return cls(url=url, engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on success, rolled back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def upgrade(self) -> list[str]:
+        """Bring the schema to the newest revision; returns the revisions applied."""
+        from store.migrate import upgrade_connection
+
+        async with self.engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+            return await conn.run_sync(upgrade_connection)
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), 5)
+            return True
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.engine.dispose()
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)
+
+
+async def open_database(settings: Settings) -> Database:
+    """The configured database, starting the embedded server when no URL is given."""
+    url = settings.database.url
+    if not url and settings.database.url_file:
+        url = Path(settings.database.url_file).read_text(encoding="utf-8").strip()
+    embedded = None
+    if not url:
+        embedded = EmbeddedPostgres(Path(settings.gateway.data_dir))
+        url = await asyncio.to_thread(embedded.start)
+        log.info("embedded PostgreSQL running", extra={"pgdata": str(embedded.pgdata.resolve())})
+    db = Database.connect(url, pool_size=settings.database.pool_size)
+    db.embedded = embedded
+    return db

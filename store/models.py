@@ -1,0 +1,249 @@
+"""SQLAlchemy 2 models for DESIGN §2. Every pipeline stage is a state change in these tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
+
+TS = DateTime(timezone=True)
+TextArray = ARRAY(Text)
+
+MESSAGE_STATES = ("received", "processed", "quarantined", "held", "failed")
+DELIVERY_STATES = ("queued", "sending", "delivered", "deferred", "bounced", "held", "cancelled")
+EVENT_KINDS = (
+    "received",
+    "parsed",
+    "classified",
+    "verified",
+    "routed",
+    "quarantined",
+    "held",
+    "attempt",
+    "delivered",
+    "deferred",
+    "bounced",
+    "receipt_sent",
+    "released",
+    "retried",
+    "warned",
+    "cancelled",
+    "failed",
+    "duplicate",
+)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+    source: Mapped[str] = mapped_column(Text)  # smtp | imap
+    peer: Mapped[str] = mapped_column(Text)
+    auth_user: Mapped[str | None] = mapped_column(Text)
+    mail_from: Mapped[str] = mapped_column(Text, server_default="")
+    rcpt_to: Mapped[list[str]] = mapped_column(TextArray, server_default="{}")
+    header_message_id: Mapped[str | None] = mapped_column(Text)
+    header_from: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(Text)
+    raw: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    state: Mapped[str] = mapped_column(Text, server_default="received")
+    verdict: Mapped[str | None] = mapped_column(Text)
+    urgency: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    duplicate_of: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    claimed_by: Mapped[str | None] = mapped_column(Text)
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(TS)
+    updated_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_messages_state_received", "state", "received_at"),
+        Index("ix_messages_received_at", "received_at"),
+        Index("ix_messages_sha256", "sha256"),
+        Index("ix_messages_msgid_sender", "header_message_id", "mail_from"),
+    )
+
+
+class Document(Base):
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    part_path: Mapped[str] = mapped_column(Text)
+    filename: Mapped[str | None] = mapped_column(Text)
+    declared_type: Mapped[str | None] = mapped_column(Text)
+    detected_type: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(Text)
+    kind_abbr: Mapped[str | None] = mapped_column(Text)
+    number: Mapped[str | None] = mapped_column(Text)
+    year: Mapped[int | None] = mapped_column(Integer)
+    notation: Mapped[str | None] = mapped_column(Text)
+    issuer: Mapped[str | None] = mapped_column(Text)
+    place: Mapped[str | None] = mapped_column(Text)
+    doc_date: Mapped[dt.date | None] = mapped_column(Date)
+    subject: Mapped[str | None] = mapped_column(Text)
+    signer: Mapped[str | None] = mapped_column(Text)
+    urgency: Mapped[str | None] = mapped_column(Text)
+    secrecy: Mapped[str | None] = mapped_column(Text)
+    recipients: Mapped[list[str]] = mapped_column(TextArray, server_default="{}")
+    agency_codes: Mapped[list[str]] = mapped_column(TextArray, server_default="{}")
+    sources: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    confidence: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    flags: Mapped[list[str]] = mapped_column(TextArray, server_default="{}")
+    defects: Mapped[list[str]] = mapped_column(TextArray, server_default="{}")
+    verdict: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_documents_message", "message_id"),
+        Index("ix_documents_notation", "number", "notation"),
+    )
+
+
+class Signature(Base):
+    __tablename__ = "signatures"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    format: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    signer_cn: Mapped[str | None] = mapped_column(Text)
+    signer_o: Mapped[str | None] = mapped_column(Text)
+    signer_uid: Mapped[str | None] = mapped_column(Text)
+    serial: Mapped[str | None] = mapped_column(Text)
+    issuer_cn: Mapped[str | None] = mapped_column(Text)
+    cert_sha256: Mapped[str | None] = mapped_column(Text)
+    signing_time: Mapped[dt.datetime | None] = mapped_column(TS)
+    signing_time_source: Mapped[str | None] = mapped_column(Text)
+    covers_whole_file: Mapped[bool | None] = mapped_column(Boolean)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_signatures_message", "message_id"),
+        Index("ix_signatures_document", "document_id"),
+    )
+
+
+class Agency(Base):
+    __tablename__ = "agencies"
+
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    aliases: Mapped[list[str]] = mapped_column(TextArray, server_default="{}")
+    domains: Mapped[list[str]] = mapped_column(TextArray, server_default="{}")
+    address: Mapped[str] = mapped_column(Text)
+    route: Mapped[str] = mapped_column(Text, server_default="mx")
+    tls: Mapped[str] = mapped_column(Text, server_default="verify")
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    recipient: Mapped[str] = mapped_column(Text)
+    agency_code: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text, server_default="queued")
+    priority: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+    last_reply_code: Mapped[int | None] = mapped_column(Integer)
+    last_reply: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(TS)
+    warned_at: Mapped[dt.datetime | None] = mapped_column(TS)
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+    claimed_by: Mapped[str | None] = mapped_column(Text)
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(TS)
+
+    __table_args__ = (
+        UniqueConstraint("message_id", "recipient", name="uq_deliveries_message_recipient"),
+        Index("ix_deliveries_due", "state", "priority", "next_attempt_at"),
+        Index("ix_deliveries_message", "message_id"),
+        Index("ix_deliveries_agency", "agency_code"),
+    )
+
+
+class Event(Base):
+    """The append-only delivery log. `hash` chains each sealed event to the one before it."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.clock_timestamp())
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    delivery_id: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(Text)
+    hash: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_events_message", "message_id"),
+        Index("ix_events_unsealed", "id", postgresql_where=text("chain_seq IS NULL")),
+    )
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    roles: Mapped[list[str]] = mapped_column(TextArray, server_default="{}")
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    token_hash: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+
+
+class ImapState(Base):
+    __tablename__ = "imap_state"
+
+    account: Mapped[str] = mapped_column(Text, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(Text, primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    updated_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+
+
+class Destination(Base):
+    """Per-destination health, for pausing a destination that keeps failing."""
+
+    __tablename__ = "destinations"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    paused_until: Mapped[dt.datetime | None] = mapped_column(TS)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    score: Mapped[float] = mapped_column(Float, server_default="0")
