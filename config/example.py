@@ -57,7 +57,7 @@ def _section(model: BaseModel, header: str) -> list[str]:
 def render() -> str:
     s = Settings()
     out = [HEADER]
-    for name, field in Settings.model_fields.items():
+    for name in Settings.model_fields:
         if name == "imap":
             out.append("# IMAP accounts to fetch from: zero or more [[imap]] tables, e.g.:")
             example = ImapAccount.model_validate(IMAP_EXAMPLE)

@@ -23,7 +23,7 @@ from pydantic_settings import (
 from config.settings import Settings
 
 ENV_PREFIX = "EDOCGW_"
-_file_data: ContextVar[dict[str, Any]] = ContextVar("edocgw_file_data", default={})
+_file_data: ContextVar[dict[str, Any] | None] = ContextVar("edocgw_file_data", default=None)
 
 
 class ConfigError(Exception):
@@ -35,7 +35,7 @@ class _TomlData(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_file_data.get())
+        return dict(_file_data.get() or {})
 
 
 class _EnvSettings(BaseSettings, Settings):

@@ -230,13 +230,17 @@ class DeliverySettings(Section):
 
 class ReceiptSettings(Section):
     enabled: bool = Field(True, description="Send acceptance, delivery and non-delivery receipts.")
-    exclude_domains: list[str] = Field(
-        [], description="Sender domains that get no receipts."
-    )
+    exclude_domains: list[str] = Field([], description="Sender domains that get no receipts.")
     sign_cert: str = Field("", description="PEM certificate to sign receipts with.")
     sign_key: str = Field("", description="PEM key for sign_cert.")
     from_address: str = Field(
         "", description="From address of receipts. Empty: postmaster@<hostname>."
+    )
+    organ_code: str = Field(
+        "", description="This gateway's agency code (mã định danh) in edXML status packages."
+    )
+    organ_name: str = Field(
+        "", description="This gateway's agency name in edXML status packages. Empty: hostname."
     )
 
 
@@ -245,6 +249,14 @@ class AdminSettings(Section):
     enabled: bool = Field(True, description="Run the web admin inside `edocgw serve`.")
     session_secret_file: str = Field(
         "", description="Key for session cookies. Empty: generated into data_dir."
+    )
+    login_failures_per_minute: int = Field(
+        5, ge=1, description="Failed web logins per client address (and per name) per minute."
+    )
+    metrics_require_auth: bool = Field(
+        False,
+        description="Require an admin (session or bearer token) for /metrics. Off: it shows "
+        "only aggregate counts, and Prometheus scrapes it without a login.",
     )
 
 

@@ -191,7 +191,11 @@ def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
             found = await users.list_users(s)
         if args.json:
             print_json(
-                {"users": [{"name": u.name, "roles": list(u.roles), "active": u.active} for u in found]}
+                {
+                    "users": [
+                        {"name": u.name, "roles": list(u.roles), "active": u.active} for u in found
+                    ]
+                }
             )
         else:
             print_table(
@@ -337,9 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("EDOCGW_DEBUG"):
             raise
         logging.getLogger("edocgw").debug("unexpected error", exc_info=True)
-        print(
-            f"edocgw: {type(e).__name__}: {e} (set EDOCGW_DEBUG=1 for details)", file=sys.stderr
-        )
+        print(f"edocgw: {type(e).__name__}: {e} (set EDOCGW_DEBUG=1 for details)", file=sys.stderr)
         return EXIT_FAIL
 
 

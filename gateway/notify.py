@@ -30,10 +30,11 @@ class Waker:
     def poke(self, channel: str) -> None:
         self._events[channel].set()
 
-    async def wait(self, channel: str, timeout: float) -> None:
+    async def wait(self, channel: str, poll: float) -> None:
+        """Return on a NOTIFY for `channel`, or after `poll` seconds at the latest."""
         ev = self._events[channel]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ev.wait(), timeout)
+            await asyncio.wait_for(ev.wait(), poll)
         ev.clear()
 
     async def _run(self) -> None:
@@ -43,7 +44,7 @@ class Waker:
             try:
                 conn = await asyncpg.connect(self._dsn, timeout=10)
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 for ch in self._events:
                     await conn.add_listener(ch, self._on_notify)
                 for ev in self._events.values():

@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from config import Settings
 from store.embedded import EmbeddedPostgres
@@ -50,7 +55,9 @@ class Database:
         engine = create_async_engine(
             url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
         )
-        return cls(url=url, engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False))
+        return cls(
+            url=url, engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False)
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -87,7 +94,7 @@ async def open_database(settings: Settings) -> Database:
     """The configured database, starting the embedded server when no URL is given."""
     url = settings.database.url
     if not url and settings.database.url_file:
-        url = Path(settings.database.url_file).read_text(encoding="utf-8").strip()
+        url = (await asyncio.to_thread(Path(settings.database.url_file).read_text, "utf-8")).strip()
     embedded = None
     if not url:
         embedded = EmbeddedPostgres(Path(settings.gateway.data_dir))

@@ -76,7 +76,8 @@ async def seal_events(session: AsyncSession, limit: int = 5000) -> int:
             .limit(1)
         )
     ).first()
-    seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+    seq: int = (last[0] or 0) if last else 0
+    prev: str = (last[1] or GENESIS) if last else GENESIS
     rows = (
         await session.execute(
             select(
@@ -95,7 +96,9 @@ async def seal_events(session: AsyncSession, limit: int = 5000) -> int:
         prev = h
     if params:
         await session.execute(
-            text("UPDATE events SET chain_seq = :seq, prev_hash = :prev, hash = :h WHERE id = :eid"),
+            text(
+                "UPDATE events SET chain_seq = :seq, prev_hash = :prev, hash = :h WHERE id = :eid"
+            ),
             params,
         )
     return len(params)
@@ -122,13 +125,17 @@ async def verify_chain(session: AsyncSession, batch: int = 5000) -> ChainReport:
     after = -1
     while True:
         rows = (
-            await session.execute(
-                select(Event)
-                .where(Event.chain_seq.is_not(None), Event.chain_seq > after)
-                .order_by(Event.chain_seq)
-                .limit(batch)
+            (
+                await session.execute(
+                    select(Event)
+                    .where(Event.chain_seq.is_not(None), Event.chain_seq > after)
+                    .order_by(Event.chain_seq)
+                    .limit(batch)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if not rows:
             break
         for ev in rows:
@@ -173,4 +180,3 @@ def _broken(checked: int, unsealed: int, ev: Event, reason: str) -> ChainReport:
         broken_seq=ev.chain_seq,
         reason=reason,
     )
-

@@ -30,7 +30,9 @@ def upgrade_connection(connection: Connection) -> list[str]:
     before = current_revision(connection)
     script = ScriptDirectory.from_config(cfg)
     pending = [
-        s.revision for s in script.iterate_revisions("head", before or "base") if s.revision != before
+        s.revision
+        for s in script.iterate_revisions("head", before or "base")
+        if s.revision != before
     ]
     command.upgrade(cfg, "head")
     return list(reversed(pending))

@@ -61,11 +61,31 @@ def test_agency_import_with_one_bad_code_imports_nothing(cfg, tmp_path):
 
 
 def test_agency_add_validates_route(cfg):
-    r = edocgw("agency", "add", "000.00.00.H53", "UBND tỉnh Tây Ninh", "--address",
-               "vanthu@tayninh.gov.vn", "--route", "http://x", "--config", cfg)
+    r = edocgw(
+        "agency",
+        "add",
+        "000.00.00.H53",
+        "UBND tỉnh Tây Ninh",
+        "--address",
+        "vanthu@tayninh.gov.vn",
+        "--route",
+        "http://x",
+        "--config",
+        cfg,
+    )
     assert r.code == 1 and "route" in r.err
-    r = edocgw("agency", "add", "000.00.00.H53", "UBND tỉnh Tây Ninh", "--address",
-               "vanthu@tayninh.gov.vn", "--domain", "TayNinh.gov.vn.", "--config", cfg)
+    r = edocgw(
+        "agency",
+        "add",
+        "000.00.00.H53",
+        "UBND tỉnh Tây Ninh",
+        "--address",
+        "vanthu@tayninh.gov.vn",
+        "--domain",
+        "TayNinh.gov.vn.",
+        "--config",
+        cfg,
+    )
     assert r.code == 0, r.err
     assert _agencies(cfg)[0]["domains"] == ["tayninh.gov.vn"]
 
@@ -73,9 +93,13 @@ def test_agency_add_validates_route(cfg):
 async def test_user_add_check_disable(cfg, tmp_path, db):
     pw = tmp_path / "pw"
     pw.write_text("mật-khẩu-đủ-dài\n", encoding="utf-8")
-    r = edocgw("user", "add", "vanthu", "--role", "submit", "--password-file", str(pw), "--config", cfg)
+    r = edocgw(
+        "user", "add", "vanthu", "--role", "submit", "--password-file", str(pw), "--config", cfg
+    )
     assert r.code == 0, r.err
-    r = edocgw("user", "add", "vanthu", "--role", "admin", "--password-file", str(pw), "--config", cfg)
+    r = edocgw(
+        "user", "add", "vanthu", "--role", "admin", "--password-file", str(pw), "--config", cfg
+    )
     assert r.code == 1 and "already exists" in r.err
     async with db.transaction() as s:
         assert await authenticate(s, "vanthu", "mật-khẩu-đủ-dài", "submit") is not None

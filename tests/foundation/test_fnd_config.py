@@ -13,19 +13,21 @@ from tests.support.cli import clean_env, edocgw
 ROOT = Path(__file__).resolve().parents[2]
 
 BAD_CONFIGS = [
-    ("wrong type", "[smtp]\nmax_message_size = \"big\"\n", "smtp.max_message_size", "'big'"),
+    ("wrong type", '[smtp]\nmax_message_size = "big"\n', "smtp.max_message_size", "'big'"),
     ("unknown key", "[smtp]\nrelay_port = 25\n", "smtp.relay_port", "unknown key"),
-    ("unknown section", "[smpt]\nrelay_listen = \"127.0.0.1:25\"\n", "smpt", "unknown key"),
-    ("bad duration", "[delivery]\nmax_age = \"5 days\"\n", "delivery.max_age", "duration"),
-    ("bad listen", "[smtp]\nrelay_listen = \"localhost\"\n", "smtp.relay_listen", "host:port"),
-    ("bad port", "[admin]\nlisten = \"127.0.0.1:99999\"\n", "admin.listen", "host:port"),
-    ("bad CIDR", "[smtp]\nrelay_networks = [\"10.0.0.0/33\"]\n", "smtp.relay_networks", "CIDR"),
-    ("bad choice", "[trust]\nrevocation = \"maybe\"\n", "trust.revocation", "hard-fail"),
+    ("unknown section", '[smpt]\nrelay_listen = "127.0.0.1:25"\n', "smpt", "unknown key"),
+    ("bad duration", '[delivery]\nmax_age = "5 days"\n', "delivery.max_age", "duration"),
+    ("bad listen", '[smtp]\nrelay_listen = "localhost"\n', "smtp.relay_listen", "host:port"),
+    ("bad port", '[admin]\nlisten = "127.0.0.1:99999"\n', "admin.listen", "host:port"),
+    ("bad CIDR", '[smtp]\nrelay_networks = ["10.0.0.0/33"]\n', "smtp.relay_networks", "CIDR"),
+    ("bad choice", '[trust]\nrevocation = "maybe"\n', "trust.revocation", "hard-fail"),
     ("bad toml", "[smtp\n", "not valid TOML", "line 1"),
 ]
 
 
-@pytest.mark.parametrize(("case", "toml", "key", "expect"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
+@pytest.mark.parametrize(
+    ("case", "toml", "key", "expect"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS]
+)
 def test_bad_config_gives_one_line_and_exit_2(tmp_path, case, toml, key, expect):
     cfg = tmp_path / "edocgw.toml"
     cfg.write_text(toml, encoding="utf-8")

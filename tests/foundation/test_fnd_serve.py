@@ -20,8 +20,14 @@ def _start(cwd: Path) -> subprocess.Popen[str]:
         EDOCGW_SMTP__SUBMISSION_LISTEN="127.0.0.1:0",
         EDOCGW_ADMIN__LISTEN="127.0.0.1:0",
     )
-    return subprocess.Popen([str(EDOCGW), "serve"], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [str(EDOCGW), "serve"],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _wait_ready(p: subprocess.Popen[str], timeout: float = 60) -> list[dict]:

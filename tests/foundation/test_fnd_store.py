@@ -38,8 +38,15 @@ async def test_migrations_from_empty_then_nothing_more(pg_server):
                 )
             ).scalar_one()
         assert {
-            "messages", "documents", "signatures", "agencies", "deliveries",
-            "events", "users", "imap_state", "alembic_version",
+            "messages",
+            "documents",
+            "signatures",
+            "agencies",
+            "deliveries",
+            "events",
+            "users",
+            "imap_state",
+            "alembic_version",
         } <= tables
         assert await db.upgrade() == []  # a second upgrade changes nothing
         async with db.transaction() as s:
@@ -60,8 +67,14 @@ async def test_migrations_from_empty_then_nothing_more(pg_server):
 
 def _msg(i: int = 0) -> NewMessage:
     raw = f"From: a@b.gov.vn\r\nSubject: Thông báo {i}\r\n\r\nNội dung\r\n".encode()
-    return NewMessage(source="smtp", peer="127.0.0.1", raw=raw, mail_from="a@b.gov.vn",
-                      rcpt_to=["vanban@localhost"], subject=f"Thông báo {i}")
+    return NewMessage(
+        source="smtp",
+        peer="127.0.0.1",
+        raw=raw,
+        mail_from="a@b.gov.vn",
+        rcpt_to=["vanban@localhost"],
+        subject=f"Thông báo {i}",
+    )
 
 
 async def _counts(db: Database) -> tuple[int, int]:
@@ -131,8 +144,15 @@ async def test_concurrent_claimers_never_share_a_row(db):
         got: list[int] = []
         while True:
             async with db.transaction() as s:
-                batch = await claim(s, Message, worker=name, lease=lease, limit=3,
-                                    where=[Message.state == "received"], order_by=[Message.received_at])
+                batch = await claim(
+                    s,
+                    Message,
+                    worker=name,
+                    lease=lease,
+                    limit=3,
+                    where=[Message.state == "received"],
+                    order_by=[Message.received_at],
+                )
                 await asyncio.sleep(0.01)  # hold the row locks a moment, as real work would
             if not batch:
                 return got
@@ -148,26 +168,61 @@ async def test_concurrent_claimers_never_share_a_row(db):
 async def test_expired_claim_returns_its_row_and_release_frees_it(db):
     ids = await _insert_many(db, 2)
     async with db.transaction() as s:
-        got = await claim(s, Message, worker="dead", lease=dt.timedelta(seconds=1), limit=1,
-                          where=[Message.state == "received"])
+        got = await claim(
+            s,
+            Message,
+            worker="dead",
+            lease=dt.timedelta(seconds=1),
+            limit=1,
+            where=[Message.state == "received"],
+        )
     assert got == ids[:1]
     async with db.transaction() as s:  # the live claim hides the row from others
-        assert await claim(s, Message, worker="b", lease=dt.timedelta(minutes=5), limit=5,
-                           where=[Message.state == "received"]) == ids[1:]
+        assert (
+            await claim(
+                s,
+                Message,
+                worker="b",
+                lease=dt.timedelta(minutes=5),
+                limit=5,
+                where=[Message.state == "received"],
+            )
+            == ids[1:]
+        )
     await asyncio.sleep(1.2)
     async with db.transaction() as s:  # the dead worker's lease ran out
-        assert await claim(s, Message, worker="c", lease=dt.timedelta(minutes=5), limit=5,
-                           where=[Message.state == "received"]) == ids[:1]
+        assert (
+            await claim(
+                s,
+                Message,
+                worker="c",
+                lease=dt.timedelta(minutes=5),
+                limit=5,
+                where=[Message.state == "received"],
+            )
+            == ids[:1]
+        )
         await release(s, Message, ids, "c")
     async with db.transaction() as s:
-        assert await claim(s, Message, worker="d", lease=dt.timedelta(minutes=5), limit=5,
-                           where=[Message.state == "received"]) == ids[:1]
+        assert (
+            await claim(
+                s,
+                Message,
+                worker="d",
+                lease=dt.timedelta(minutes=5),
+                limit=5,
+                where=[Message.state == "received"],
+            )
+            == ids[:1]
+        )
 
 
 async def _chain_of(db: Database, n: int) -> list[int]:
     async with db.transaction() as s:
         for i in range(n):
-            await append_event(s, "attempt", message_id=i + 1, detail={"reply": f"250 ok {i}", "vi": "Đã gửi"})
+            await append_event(
+                s, "attempt", message_id=i + 1, detail={"reply": f"250 ok {i}", "vi": "Đã gửi"}
+            )
     async with db.transaction() as s:
         assert await seal_events(s) == n
     async with db.transaction() as s:
@@ -187,7 +242,9 @@ async def test_event_chain_names_an_edited_row(db):
     ids = await _chain_of(db, 10)
     async with db.transaction() as s:
         await s.execute(
-            text("UPDATE events SET detail = jsonb_set(detail, '{reply}', '\"550 forged\"') WHERE id = :i"),
+            text(
+                "UPDATE events SET detail = jsonb_set(detail, '{reply}', '\"550 forged\"') WHERE id = :i"
+            ),
             {"i": ids[6]},
         )
     async with db.transaction() as s:

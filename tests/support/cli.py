@@ -25,8 +25,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def edocgw(*args: str, cwd: Path | None = None, stdin: str | None = None, timeout: float = 60,
-           env: dict[str, str] | None = None) -> Result:
+def edocgw(
+    *args: str,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+) -> Result:
     p = subprocess.run(
         [str(EDOCGW), *args],
         cwd=cwd,

@@ -1,0 +1,244 @@
+"""``classify(attachment, context) -> DocumentFacts``: edXML header, else text, else filename/subject.
+
+Never raises: a document that cannot be read gives empty facts with a flag saying why."""
+
+from __future__ import annotations
+
+import re
+
+from . import doctypes, edxml
+from .agency import find_codes
+from .facts import DATE_RE, TextFacts, parse_date, read
+from .limits import DEFAULT_LIMITS, Limits
+from .models import Attachment, ClassifyContext, DocumentFacts
+from .text import ExtractError, extract_rows
+
+C_EDXML, C_TITLE, C_TEXT, C_INFER, C_FILENAME, C_SUBJECT = 0.98, 0.95, 0.85, 0.6, 0.5, 0.4
+
+_FREE_NUMBER = re.compile(
+    r"(?<![\d/])(\d{1,6})\s*/\s*(?:(\d{4})\s*/\s*)?([A-Za-zĐđ][\wĐđ]*(?:-[\wĐđ]+)+|[A-Za-zĐđ]{1,6}\d{1,3})(?![\w-])"
+)
+_FILE_NUMBER = re.compile(
+    r"(?<!\d)(\d{1,6})[_. ](?:(\d{4})[_. ])?([A-Za-zĐđ][A-Za-zĐđ0-9]*(?:-[A-Za-zĐđ0-9]+)+)"
+)
+_SUBJECT_PREFIX = re.compile(r"^\s*((re|fw|fwd|tl|chuyển tiếp|trả lời)\s*:\s*)+", re.I)
+_VV = re.compile(r"\b(?:V/v|về việc)\s+(.+)$", re.I)
+_SUBJECT_MARK = re.compile(
+    r"(?<!\w)(HỎA TỐC HẸN GIỜ|HOẢ TỐC HẸN GIỜ|HỎA TỐC|HOẢ TỐC|THƯỢNG KHẨN|KHẨN|TUYỆT MẬT|TỐI MẬT|MẬT)(?!\w)"
+)
+
+
+def classify(
+    att: Attachment, ctx: ClassifyContext | None = None, limits: Limits = DEFAULT_LIMITS
+) -> DocumentFacts:
+    """Facts of one attachment; never raises."""
+    facts = DocumentFacts()
+    ctx = ctx or ClassifyContext()
+    steps = (
+        lambda: _from_edxml(att, facts),
+        lambda: _from_text(att, facts, limits),
+        lambda: _from_filename(att.filename, facts),
+        lambda: _from_context(ctx, facts),
+        lambda: _finish(facts),
+    )
+    for step in steps:
+        try:
+            step()
+        except ExtractError as exc:
+            facts.flags.append(str(exc))
+        except Exception as exc:  # one bad reader must not lose what the others found
+            facts.flags.append(f"classify_error:{type(exc).__name__}")
+    return facts
+
+
+def _set_kind(facts: DocumentFacts, kind: str | None, source: str, conf: float) -> None:
+    if kind and "kind" not in facts.sources:
+        facts.set("kind", kind, source, conf)
+        abbr = doctypes.ABBR_OF.get(kind)
+        if abbr:
+            facts.set("kind_abbr", abbr, source, conf)
+
+
+def _notation_kind(notation: str | None, facts: DocumentFacts) -> str | None:
+    if not notation:
+        return None
+    kind, flag = doctypes.type_by_abbr(notation.split("-", 1)[0])
+    if flag and flag not in facts.flags:
+        facts.flags.append(flag)
+    return kind
+
+
+# -- edXML ---------------------------------------------------------------------------------
+
+
+def _from_edxml(att: Attachment, facts: DocumentFacts) -> None:
+    if att.detected_type != "edxml":
+        return
+    try:
+        pkg = edxml.read_package(att.data)
+    except edxml.EdxmlError as exc:
+        facts.flags.append(f"edxml_unreadable:{exc}")
+        return
+    src = "edxml"
+    facts.flags.extend(pkg.flags)
+    facts.from_code = pkg.from_code
+    facts.to_codes = pkg.to_codes
+    number, year, notation = pkg.code_number, None, pkg.code_notation
+    if notation:  # some senders put "30/2020/NĐ-CP" or "2020/NĐ-CP" in CodeNotation
+        m = re.match(r"^(?:(\d{1,6})/)?(?:(\d{4})/)?(.+)$", notation)
+        if m:
+            if m.group(1) and m.group(2):
+                number = number or m.group(1)
+                year, notation = int(m.group(2)), m.group(3)
+            elif m.group(1) and not m.group(2) and len(m.group(1)) == 4 and number:
+                year, notation = int(m.group(1)), m.group(3)
+            elif m.group(1) and not number:
+                number, notation = m.group(1), m.group(3)
+    kind = doctypes.type_by_title(pkg.type_name) if pkg.type_name else None
+    _set_kind(facts, kind or _notation_kind(notation, facts), src, C_EDXML)
+    facts.set("number", number, src, C_EDXML)
+    facts.set("year", year, src, C_EDXML)
+    facts.set("notation", notation, src, C_EDXML)
+    facts.set("issuer", pkg.from_organ.name if pkg.from_organ else None, src, C_EDXML)
+    facts.set("place", pkg.place, src, C_EDXML)
+    facts.set("date", pkg.promulgation_date, src, C_EDXML)
+    facts.set("subject", pkg.subject, src, C_EDXML)
+    _set_signer(
+        facts, pkg.signer_competence, pkg.signer_position, pkg.signer_full_name, src, C_EDXML
+    )
+    if pkg.priority is not None:
+        facts.set("urgency", pkg.urgency, src, C_EDXML)
+        if (
+            pkg.urgency is None
+        ):  # Priority 0 is an explicit "normal": later sources may not override
+            facts.sources.setdefault("urgency", src)
+            facts.confidence.setdefault("urgency", C_EDXML)
+    recipients = list(pkg.to_places) or [o.name for o in pkg.to if o.name]
+    facts.set("recipients", recipients, src, C_EDXML)
+    facts.set("agency_codes", pkg.to_codes, src, C_EDXML)
+
+
+def _set_signer(
+    facts: DocumentFacts, comp: str | None, pos: str | None, name: str | None, src: str, conf: float
+) -> None:
+    if "signer" in facts.sources or not (name or pos):
+        return
+    facts.signer_competence, facts.signer_position, facts.signer_name = comp, pos, name
+    facts.set("signer", ", ".join(p for p in (comp, pos, name) if p), src, conf)
+
+
+# -- document text -------------------------------------------------------------------------
+
+
+def _from_text(att: Attachment, facts: DocumentFacts, limits: Limits) -> None:
+    if att.detected_type not in ("pdf", "docx", "text") or att.malformed and not att.data:
+        return
+    rows = extract_rows(att.data, att.detected_type, limits)
+    if not rows:
+        return
+    tf = read(rows)
+    if not any(r for r in rows):
+        facts.flags.append("no_text_layer")
+        return
+    _apply_text(tf, facts)
+
+
+def _apply_text(tf: TextFacts, facts: DocumentFacts) -> None:
+    src = "text"
+    facts.flags.extend(f for f in tf.flags if f not in facts.flags)
+    notation_kind = _notation_kind(tf.notation, facts)
+    if tf.title_kind:
+        if notation_kind and notation_kind != tf.title_kind:
+            facts.flags.append(f"kind_notation_mismatch:{tf.notation}")
+        _set_kind(facts, tf.title_kind, src, C_TITLE)
+    elif notation_kind:
+        _set_kind(facts, notation_kind, src, C_INFER)
+    elif tf.cong_van_subject or tf.notation:
+        _set_kind(facts, "Công văn", src, C_INFER)
+    facts.set("number", tf.number, src, C_TEXT)
+    facts.set("year", tf.year, src, C_TEXT)
+    facts.set("notation", tf.notation, src, C_TEXT)
+    facts.set("issuer", tf.issuer, src, C_INFER)
+    facts.set("place", tf.place, src, C_TEXT)
+    facts.set("date", tf.date, src, C_TEXT)
+    facts.set("subject", tf.subject, src, C_TEXT)
+    _set_signer(facts, tf.competence, tf.position, tf.name, src, C_TEXT)
+    facts.set("urgency", tf.urgency, src, C_TEXT)
+    facts.set("secrecy", tf.secrecy, src, C_TEXT)
+    recipients: list[str] = []
+    for item in tf.kinh_gui + tf.noi_nhan:
+        if item not in recipients:
+            recipients.append(item)
+    facts.set("recipients", recipients, src, C_TEXT)
+    facts.set("agency_codes", tf.agency_codes, src, C_TEXT)
+
+
+# -- filename and mail ---------------------------------------------------------------------
+
+
+def _from_filename(filename: str | None, facts: DocumentFacts) -> None:
+    if not filename:
+        return
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    m = _FILE_NUMBER.search(stem) or _FREE_NUMBER.search(stem)
+    if not m:
+        return
+    src = "filename"
+    if "number" not in facts.sources:
+        facts.set("number", m.group(1), src, C_FILENAME)
+        facts.set("year", int(m.group(2)) if m.group(2) else None, src, C_FILENAME)
+        facts.set("notation", m.group(3), src, C_FILENAME)
+    _set_kind(facts, _notation_kind(facts.notation, facts), src, C_FILENAME)
+
+
+def _from_context(ctx: ClassifyContext, facts: DocumentFacts) -> None:
+    subject = _SUBJECT_PREFIX.sub("", ctx.subject or "").strip()
+    src = "subject"
+    if subject:
+        m = _FREE_NUMBER.search(subject)
+        if m and "number" not in facts.sources:
+            facts.set("number", m.group(1), src, C_SUBJECT)
+            facts.set("year", int(m.group(2)) if m.group(2) else None, src, C_SUBJECT)
+            facts.set("notation", m.group(3), src, C_SUBJECT)
+        lead = doctypes.key(subject)
+        by_name = next(
+            (name for name, _ in doctypes.ALL_TYPES if lead.startswith(doctypes.key(name) + " ")),
+            None,
+        )
+        _set_kind(facts, by_name or _notation_kind(facts.notation, facts), src, C_SUBJECT)
+        vv = _VV.search(subject)
+        facts.set("subject", vv.group(0) if vv else None, src, C_SUBJECT)
+        dm = DATE_RE.search(subject)
+        if dm:
+            facts.set(
+                "date",
+                parse_date(dm.group("d"), dm.group("m") or dm.group("m2"), dm.group("y")),
+                src,
+                C_SUBJECT,
+            )
+        for mark_text in _SUBJECT_MARK.findall(subject):
+            value = doctypes.mark(mark_text)
+            if value and doctypes.is_secrecy(value):
+                facts.set("secrecy", value, src, C_SUBJECT)
+            elif value:
+                facts.set("urgency", value, src, C_SUBJECT)
+        codes, flags = find_codes(subject)
+        facts.set("agency_codes", codes, src, C_SUBJECT)
+        if "agency_codes" in facts.sources and facts.sources["agency_codes"] == src:
+            facts.flags.extend(flags)
+    if ctx.body_text and "recipients" not in facts.sources:
+        from .facts import _kinh_gui
+        from .text import rows_from_plain_text
+
+        rows = rows_from_plain_text(ctx.body_text[:20000])
+        tf = TextFacts()
+        _kinh_gui([(i, c) for i, r in enumerate(rows) for c in r], tf)
+        facts.set("recipients", tf.kinh_gui, src, C_SUBJECT)
+
+
+def _finish(facts: DocumentFacts) -> None:
+    """Cross-checks: the abbreviation must agree with the type."""
+    if facts.kind and facts.kind_abbr is None:
+        facts.kind_abbr = doctypes.ABBR_OF.get(facts.kind)
+    if facts.secrecy is not None and "secrecy_marked" not in facts.flags:
+        facts.flags.append("secrecy_marked")

@@ -1,0 +1,425 @@
+"""``parse(raw) -> ParsedMessage``: the MIME tree walked with Python's ``email`` (policy.default)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+from email import policy
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+
+from .containers import expand_edxml, expand_tnef, expand_zip, make_attachment
+from .filetype import declared_mismatch
+from .limits import DEFAULT_LIMITS, Limits
+from .models import Attachment, ParsedMessage, SmimeInfo
+from .textenc import decode_bytes, fix_surrogates, nfc
+
+# Defects that mean the MIME structure itself cannot be trusted.
+_STRUCTURAL = {
+    "StartBoundaryNotFoundDefect",
+    "CloseBoundaryNotFoundDefect",
+    "MultipartInvariantViolationDefect",
+    "NoBoundaryInMultipartDefect",
+    "MissingHeaderBodySeparatorDefect",
+    "FirstHeaderLineIsContinuationDefect",
+}
+_SIG_TYPES = ("application/pkcs7-signature", "application/x-pkcs7-signature")
+_P7M_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
+_TAG = re.compile(r"<[^>]{0,2000}>")
+
+
+class _LimitHit(Exception):
+    """Raised inside the walk when a hard limit is reached; the result is marked malformed."""
+
+
+def parse(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> ParsedMessage:
+    """Parse one message; never raises: malformed input gives ``malformed=True`` and defects."""
+    try:
+        return _Walker(raw, limits).run()
+    except Exception as exc:  # last resort: parse must never take the pipeline down
+        return ParsedMessage(defects=[f"parse_error:{type(exc).__name__}"], malformed=True)
+
+
+class _Walker:
+    def __init__(self, raw: bytes, limits: Limits) -> None:
+        self.raw = raw
+        self.limits = limits
+        self.result = ParsedMessage()
+        self.parts = 0
+        self.count = 0
+        self.decoded_total = 0
+        self.body_plain: str | None = None
+        self.body_html: str | None = None
+
+    # -- entry -----------------------------------------------------------------------------
+    def run(self) -> ParsedMessage:
+        res = self.result
+        raw = self.raw
+        if len(raw) > self.limits.max_message_bytes:
+            res.defects.append(f"message_too_large:{len(raw)}")
+            res.malformed = True
+            end = raw.find(b"\r\n\r\n", 0, 1 << 20)
+            raw = raw[: end + 4 if end >= 0 else 1 << 16]
+            msg = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
+            self._headers(msg)
+            return res
+        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        self._headers(msg)
+        try:
+            self._walk(msg, "", 0, res.attachments, top=True)
+        except _LimitHit as hit:
+            res.defects.append(str(hit))
+            res.malformed = True
+        except RecursionError:
+            res.defects.append("nesting_too_deep")
+            res.malformed = True
+        body = self.body_plain if self.body_plain is not None else self.body_html
+        if body is not None and not res.body_text:
+            res.body_text = body
+        return res
+
+    # -- headers ---------------------------------------------------------------------------
+    def _headers(self, msg: Message) -> None:
+        res = self.result
+        res.subject = self._header_text(msg, "Subject") or ""
+        mid = self._header_text(msg, "Message-ID")
+        res.message_id = mid.strip() if mid else None
+        res.from_addr = next(iter(self._addresses(msg, ("From",))), None)
+        res.to_addrs = self._addresses(msg, ("To", "Cc"))
+        res.date = self._date(msg)
+        for defect in msg.defects:
+            self._defect("", defect)
+
+    def _header_text(self, msg: Message, name: str) -> str | None:
+        try:
+            value = msg.get(name)
+        except Exception as exc:
+            self.result.defects.append(f"bad_header:{name}:{type(exc).__name__}")
+            return None
+        if value is None:
+            return None
+        return fix_surrogates(" ".join(str(value).split()))
+
+    def _addresses(self, msg: Message, names: tuple[str, ...]) -> list[str]:
+        out: list[str] = []
+        for name in names:
+            try:
+                values = msg.get_all(name) or []
+                for value in values:
+                    addrs = getattr(value, "addresses", None)
+                    if addrs is not None:
+                        out.extend(fix_surrogates(a.addr_spec) for a in addrs if a.addr_spec)
+                    else:
+                        out.extend(a for _, a in getaddresses([str(value)]) if a)
+            except Exception as exc:
+                self.result.defects.append(f"bad_header:{name}:{type(exc).__name__}")
+                try:
+                    raw_values = [str(v) for v in msg._headers if v[0].lower() == name.lower()]  # type: ignore[attr-defined]
+                    out.extend(a for _, a in getaddresses(raw_values) if "@" in a)
+                except Exception:
+                    pass
+        return [a for a in out if a and a != "<>"]
+
+    def _date(self, msg: Message) -> dt.datetime | None:
+        try:
+            value = msg.get("Date")
+            if value is None:
+                return None
+            when = getattr(value, "datetime", None)
+            if when is None:
+                when = parsedate_to_datetime(str(value))
+            return when if isinstance(when, dt.datetime) else None
+        except Exception:
+            self.result.defects.append("bad_header:Date")
+            return None
+
+    def _defect(self, path: str, defect: object) -> None:
+        name = type(defect).__name__
+        self.result.defects.append(f"{path or 'message'}:{name}")
+        if name in _STRUCTURAL:
+            self.result.malformed = True
+
+    # -- tree ------------------------------------------------------------------------------
+    def _walk(
+        self, part: Message, path: str, depth: int, out: list[Attachment], top: bool = False
+    ) -> None:
+        self.parts += 1
+        if self.parts > self.limits.max_parts:
+            raise _LimitHit(f"too_many_parts:>{self.limits.max_parts}")
+        if depth > self.limits.max_depth:
+            raise _LimitHit(f"nesting_too_deep:>{self.limits.max_depth}")
+        if not top:
+            for defect in part.defects:
+                self._defect(path, defect)
+        ctype = part.get_content_type()
+        if ctype == "message/rfc822":
+            self._embedded(part, path or "1", depth, out)
+            return
+        if part.is_multipart():
+            payload = part.get_payload()
+            if not isinstance(payload, list):
+                return
+            children: list[Message] = [c for c in payload if isinstance(c, Message)]
+            if ctype == "multipart/signed" and self.result.smime is None:
+                self._smime_signed(part, children, path or "1")
+                children = [c for c in children if c.get_content_type() not in _SIG_TYPES]
+            for index, child in enumerate(children, start=1):
+                child_path = f"{path}.{index}" if path else str(index)
+                self._walk(child, child_path, depth + 1, out)
+            return
+        leaf_path = path or "1"
+        data = self._decode(part, leaf_path)
+        if data is None:
+            return
+        if ctype in _P7M_TYPES and self._pkcs7_mime(part, data, leaf_path, depth, out):
+            return
+        if self._is_body(part, ctype):
+            text, defects = decode_bytes(data, part.get_content_charset())
+            self.result.defects.extend(f"{leaf_path}:{d}" for d in defects)
+            if ctype == "text/plain" and self.body_plain is None:
+                self.body_plain = text
+            elif ctype == "text/html" and self.body_html is None:
+                self.body_html = nfc(html.unescape(_TAG.sub(" ", text)))
+            return
+        self._attachment(part, ctype, data, leaf_path, depth, out)
+
+    def _is_body(self, part: Message, ctype: str) -> bool:
+        if ctype not in ("text/plain", "text/html"):
+            return False
+        if part.get_content_disposition() == "attachment" or self._filename(part):
+            return False
+        return (ctype == "text/plain" and self.body_plain is None) or (
+            ctype == "text/html" and self.body_html is None
+        )
+
+    def _filename(self, part: Message) -> str | None:
+        try:
+            name = part.get_filename()
+        except Exception:
+            name = None
+        if not name:
+            try:
+                name = part.get_param("name")  # type: ignore[assignment]
+                if isinstance(name, tuple):
+                    name = name[2]
+            except Exception:
+                name = None
+        if not name:
+            return None
+        return fix_surrogates(str(name)).strip() or None
+
+    def _decode(self, part: Message, path: str) -> bytes | None:
+        encoded = part.get_payload(decode=False)
+        enc_len = len(encoded) if isinstance(encoded, (str, bytes)) else 0
+        if enc_len * 3 // 4 > self.limits.max_decoded_bytes:
+            self.result.defects.append(f"{path}:part_too_large:{enc_len}")
+            self.result.malformed = True
+            return None
+        before = len(part.defects)
+        try:
+            data = part.get_payload(decode=True)
+        except Exception as exc:
+            self.result.defects.append(f"{path}:undecodable:{type(exc).__name__}")
+            self.result.malformed = True
+            return None
+        for defect in part.defects[before:]:
+            self._defect(path, defect)
+        if not isinstance(data, bytes):
+            data = b""
+        self.decoded_total += len(data)
+        if self.decoded_total > self.limits.max_total_decoded_bytes:
+            raise _LimitHit("decoded_size_limit")
+        return data
+
+    def _new(
+        self, part: Message, path: str, data: bytes, ctype: str, out: list[Attachment]
+    ) -> Attachment:
+        self.count += 1
+        if self.count > self.limits.max_attachments:
+            raise _LimitHit(f"too_many_attachments:>{self.limits.max_attachments}")
+        att = make_attachment(path, self._filename(part), ctype, data)
+        if len(part.defects):
+            att.defects.extend(type(d).__name__ for d in part.defects)
+            if any("Base64" in type(d).__name__ for d in part.defects):
+                att.malformed = True
+        claimed = self._claimed_size(part)
+        if claimed is not None and claimed != len(data) and claimed > self.limits.max_decoded_bytes:
+            att.defects.append(f"size_claim:{claimed}")
+            att.malformed = True
+            self.result.defects.append(f"{path}:size_claim:{claimed}")
+            self.result.malformed = True
+        if declared_mismatch(ctype, att.detected_type):
+            att.defects.append(f"declared_type_mismatch:{ctype}")
+        out.append(att)
+        return att
+
+    @staticmethod
+    def _claimed_size(part: Message) -> int | None:
+        for value in (
+            part.get_param("size", header="content-disposition"),
+            part.get("Content-Length"),
+        ):
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                value = value[2]
+            try:
+                return int(str(value).strip())
+            except ValueError:
+                continue
+        return None
+
+    def _attachment(
+        self, part: Message, ctype: str, data: bytes, path: str, depth: int, out: list[Attachment]
+    ) -> None:
+        att = self._new(part, path, data, ctype, out)
+        self._expand(att, depth)
+
+    def _expand(self, att: Attachment, depth: int) -> None:
+        """Open containers: ZIP members, winmail.dat files, attached messages."""
+        if depth > self.limits.max_depth:
+            att.defects.append("nesting_too_deep")
+            att.malformed = True
+            return
+        if att.detected_type == "zip":
+            expand_zip(att, self.limits, depth, self._expand)
+        elif att.detected_type == "tnef":
+            body = expand_tnef(att, self.limits, depth, self._expand)
+            if body and self.body_plain is None:
+                self.body_plain = body
+        elif att.detected_type == "edxml":
+            expand_edxml(att, depth, self._expand)
+        elif att.detected_type == "eml":
+            inner = BytesParser(policy=policy.default).parsebytes(att.data)
+            self._walk_inner(inner, att, depth)
+        self.count += len(att.children)
+        if self.count > self.limits.max_attachments:
+            raise _LimitHit(f"too_many_attachments:>{self.limits.max_attachments}")
+
+    def _walk_inner(self, inner: Message, att: Attachment, depth: int) -> None:
+        saved = (self.body_plain, self.body_html)
+        self.body_plain = self.body_html = None  # the inner body is not the outer body
+        try:
+            self._walk(
+                inner,
+                att.part_path if inner.is_multipart() else f"{att.part_path}.1",
+                depth + 1,
+                att.children,
+                top=False,
+            )
+        finally:
+            self.body_plain, self.body_html = saved
+
+    def _embedded(self, part: Message, path: str, depth: int, out: list[Attachment]) -> None:
+        payload = part.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        if not isinstance(inner, Message):
+            self.result.defects.append(f"{path}:empty_message_rfc822")
+            return
+        try:
+            data = inner.as_bytes(policy=policy.SMTP)
+        except Exception:
+            data = b""
+        att = self._new(part, path, data, "message/rfc822", out)
+        att.detected_type = "eml"
+        if not att.filename:
+            subject = inner.get("Subject")
+            att.filename = f"{fix_surrogates(str(subject))}.eml" if subject else None
+        self._walk_inner(inner, att, depth)
+
+    # -- S/MIME ----------------------------------------------------------------------------
+    def _smime_signed(self, part: Message, children: list[Message], path: str) -> None:
+        sig = next((c for c in children if c.get_content_type() in _SIG_TYPES), None)
+        if sig is None:
+            self.result.defects.append(f"{path}:signed_without_signature")
+            return
+        signature = sig.get_payload(decode=True)
+        boundary = part.get_boundary()
+        signed = _raw_first_part(self.raw, boundary) if boundary else None
+        if signed is None:
+            self.result.defects.append(f"{path}:signed_part_not_found")
+        self.result.smime = SmimeInfo(
+            kind="multipart/signed",
+            signed_bytes=signed,
+            signature=signature if isinstance(signature, bytes) else b"",
+            part_path=path,
+        )
+
+    def _pkcs7_mime(
+        self, part: Message, data: bytes, path: str, depth: int, out: list[Attachment]
+    ) -> bool:
+        """Opaque S/MIME: keep the blob for verification and walk the content it carries."""
+        smime_type = str(part.get_param("smime-type") or "").lower()
+        if smime_type in ("enveloped-data", "authenveloped-data"):
+            self.result.defects.append(f"{path}:encrypted_smime")
+            return False
+        if self.result.smime is None:
+            self.result.smime = SmimeInfo(
+                kind="pkcs7-mime", signed_bytes=None, signature=data, part_path=path
+            )
+        content = _cms_content(data)
+        if content is None:
+            self.result.defects.append(f"{path}:pkcs7_content_unreadable")
+            return False
+        inner = BytesParser(policy=policy.default).parsebytes(content)
+        self._walk(inner, path, depth + 1, out)
+        return True
+
+
+def _raw_first_part(raw: bytes, boundary: str) -> bytes | None:
+    """The first body part of a multipart exactly as on the wire (RFC 1847: what was signed)."""
+    delim = b"--" + boundary.encode("ascii", "surrogateescape")
+    pos = 0
+    start = -1
+    while True:
+        idx = raw.find(delim, pos)
+        if idx < 0:
+            return None
+        at_line_start = idx == 0 or raw[idx - 1 : idx] == b"\n"
+        if at_line_start:
+            if start < 0:
+                eol = raw.find(b"\n", idx)
+                if eol < 0:
+                    return None
+                start = eol + 1
+            else:
+                end = idx - 1  # drop the LF before the delimiter ...
+                if end > start and raw[end - 1 : end] == b"\r":
+                    end -= 1  # ... and its CR: the line break belongs to the boundary
+                return raw[start:end]
+        pos = idx + len(delim)
+
+
+def _cms_content(blob: bytes) -> bytes | None:
+    """The encapsulated content of a CMS SignedData, or None."""
+    try:
+        from asn1crypto import cms
+
+        if blob[:1] != b"\x30":  # some clients still send base64 text
+            import base64
+
+            blob = base64.b64decode(blob, validate=False)
+        info = cms.ContentInfo.load(blob)
+        if info["content_type"].native != "signed_data":
+            return None
+        content = info["content"]["encap_content_info"]["content"].native
+        return content if isinstance(content, bytes) else None
+    except Exception:
+        return None
+
+
+def open_file(data: bytes, filename: str | None, limits: Limits = DEFAULT_LIMITS) -> Attachment:
+    """A standalone file (not a mail) as an Attachment with its containers opened; never raises."""
+    att = make_attachment("1", filename, None, data)
+    walker = _Walker(b"", limits)
+    try:
+        walker._expand(att, 0)
+    except _LimitHit as hit:
+        att.defects.append(str(hit))
+        att.malformed = True
+    except Exception as exc:
+        att.defects.append(f"expand_error:{type(exc).__name__}")
+        att.malformed = True
+    return att

@@ -1,0 +1,53 @@
+"""Turning bytes and half-decoded header strings into clean NFC Vietnamese text."""
+
+from __future__ import annotations
+
+import codecs
+import unicodedata
+
+_FALLBACK_CHARSETS = ("utf-8", "cp1258")
+
+
+def nfc(text: str) -> str:
+    """NFC-normalise: cp1258 and some PDF producers yield combining tone marks."""
+    return unicodedata.normalize("NFC", text)
+
+
+def decode_bytes(data: bytes, charset: str | None = None) -> tuple[str, list[str]]:
+    """Decode with the declared charset, then UTF-8, then windows-1258; never raises.
+
+    Returns the NFC text and defects (unknown charset, undeclared 8-bit, bad bytes)."""
+    defects: list[str] = []
+    tried: list[str] = []
+    if charset:
+        cs = charset.strip().strip('"').lower()
+        try:
+            codecs.lookup(cs)
+            tried.append(cs)
+        except LookupError:
+            defects.append(f"unknown_charset:{cs[:40]}")
+    elif any(b >= 0x80 for b in data[:65536]):
+        defects.append("undeclared_8bit")
+    for cs in _FALLBACK_CHARSETS:
+        if cs not in tried:
+            tried.append(cs)
+    for cs in tried:
+        try:
+            text = data.decode(cs)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        if cs in ("us-ascii", "ascii") and any(b >= 0x80 for b in data):
+            continue
+        if cs != tried[0] and charset:
+            defects.append(f"charset_mismatch:{tried[0]}->{cs}")
+        return nfc(text), defects
+    defects.append("undecodable_bytes")
+    return nfc(data.decode("utf-8", "replace")), defects
+
+
+def fix_surrogates(text: str) -> str:
+    """Repair header text carrying raw 8-bit bytes (as surrogate escapes) and NFC it."""
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        raw = text.encode("utf-8", "surrogateescape")
+        text, _ = decode_bytes(raw, None)
+    return nfc(text)

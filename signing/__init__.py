@@ -1,0 +1,31 @@
+"""Signature verification (PDF, CMS, S/MIME, XMLDSig) against an offline trust store.
+
+Pure: no database, no network. Verification never raises; every problem is a
+:class:`SignatureReport` with a verdict and a machine reason (DESIGN §5). The CPU-heavy work
+runs in :class:`VerifyPool` worker processes; :func:`verify_document` is the inline path.
+"""
+
+from signing.cms import extract_p7m_content
+from signing.errors import SignerConfigError, SigningError, TrustStoreError
+from signing.pool import VerifyPool
+from signing.report import SignatureReport, aggregate
+from signing.smime import split_smime, verify_smime, verify_smime_message
+from signing.trust import TrustStore
+from signing.verify import verify_document, verify_file, verify_smime_files
+
+__all__ = [
+    "SignatureReport",
+    "SignerConfigError",
+    "SigningError",
+    "TrustStore",
+    "TrustStoreError",
+    "VerifyPool",
+    "aggregate",
+    "extract_p7m_content",
+    "split_smime",
+    "verify_document",
+    "verify_file",
+    "verify_smime",
+    "verify_smime_files",
+    "verify_smime_message",
+]

@@ -1,0 +1,51 @@
+"""Who signed: the report fields taken from a signer certificate (asn1crypto)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from asn1crypto import x509
+
+_UID_PREFIX = re.compile(r"\b(CMND|CCCD|MST|MNS|HC|BHXH)\s*:\s*\S+", re.IGNORECASE)
+
+
+def _attr(name: x509.Name, key: str) -> str | None:
+    values = [
+        v for rdn in name.chosen for attr in rdn for v in [attr] if attr["type"].native == key
+    ]
+    if not values:
+        return None
+    return str(values[-1]["value"].native)
+
+
+def _uid(subject: x509.Name) -> str | None:
+    """Vietnamese CAs put the identity number in UID (0.9.2342.19200300.100.1.1) as
+    ``CMND:…``/``CCCD:…``/``MST:…``/``MNS:…``; some put it in another attribute, so look
+    at every value for a known prefix before falling back to the raw UID."""
+    raw_uid = _attr(subject, "user_id")
+    for rdn in subject.chosen:
+        for attr in rdn:
+            value = attr["value"].native
+            if isinstance(value, str) and (m := _UID_PREFIX.search(value)):
+                return m.group(0).replace(" ", "")
+    return raw_uid
+
+
+def signer_fields(cert: x509.Certificate | None) -> dict[str, Any]:
+    """The identity fields of :class:`~signing.report.SignatureReport` for *cert*."""
+    if cert is None:
+        return {}
+    try:
+        subject, issuer = cert.subject, cert.issuer
+        return {
+            "signer_cn": _attr(subject, "common_name"),
+            "signer_o": _attr(subject, "organization_name"),
+            "signer_uid": _uid(subject),
+            "serial": format(cert.serial_number, "x"),
+            "issuer_cn": _attr(issuer, "common_name"),
+            "cert_sha256": hashlib.sha256(cert.dump()).hexdigest(),
+        }
+    except Exception:  # a certificate too broken to describe still gets its hash
+        return {"cert_sha256": hashlib.sha256(cert.dump()).hexdigest()}

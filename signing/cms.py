@@ -1,0 +1,298 @@
+"""CMS SignedData: the checks shared by every format, and detached / enveloping CMS files.
+
+A PDF signature, a ``.p7s``, a ``.p7m`` and an S/MIME signature are all CMS SignedData;
+:func:`check_signed_data` turns one into reports (integrity, algorithm, signing time, chain)
+and the format modules add what is specific to them (PDF coverage, MIME canonical form).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from asn1crypto import cms, x509
+from pyhanko.sign.general import get_pyca_cryptography_hash
+from pyhanko.sign.validation import errors as val_errors
+from pyhanko.sign.validation.generic_cms import (
+    collect_timing_info,
+    validate_sig_integrity,
+)
+
+from signing import report as r
+from signing._sync import run_sync
+from signing.certinfo import signer_fields
+from signing.chain import WEAK_HASHES, check_chain
+from signing.report import SignatureReport
+from signing.trust import TrustStore
+
+_PEM = re.compile(rb"-----BEGIN (?:PKCS7|CMS|SIGNED DATA)-----(.*?)-----END", re.S)
+_B64 = re.compile(rb"^[A-Za-z0-9+/=\s]+$")
+
+
+class CmsParseError(ValueError):
+    """Not a CMS SignedData (the reason is in the message)."""
+
+
+def parse_signed_data(data: bytes, *, padded: bool = False) -> cms.SignedData:
+    """DER, PEM or bare base64 to a fully parsed SignedData, or :class:`CmsParseError`.
+    *padded*: trailing bytes are allowed (a PDF's /Contents is zero-padded)."""
+    data = data.strip() if not data[:1] == b"\x30" else data
+    if m := _PEM.search(data):
+        data = _b64(m.group(1))
+    elif data[:1] != b"\x30" and _B64.match(data[:4096]):
+        data = _b64(data)
+    try:
+        info = cms.ContentInfo.load(data, strict=not padded)
+        kind = info["content_type"].native
+        if kind != "signed_data":
+            raise CmsParseError(f"CMS content type is {kind}, not signed-data")
+        sd = info["content"]
+        # force a full parse now, so that truncation shows up here and not mid-validation
+        for signer_info in sd["signer_infos"]:
+            signer_info["signed_attrs"].native  # noqa: B018
+            signer_info["sid"].native  # noqa: B018
+        for cert in sd["certificates"]:
+            cert.native  # noqa: B018
+        sd["encap_content_info"]["content_type"].native  # noqa: B018
+    except CmsParseError:
+        raise
+    except Exception as exc:
+        raise CmsParseError(f"not a CMS structure: {type(exc).__name__}: {_short(exc)}") from None
+    if len(sd["signer_infos"]) == 0:
+        raise CmsParseError("CMS SignedData has no signer")
+    return sd
+
+
+def _b64(text: bytes) -> bytes:
+    try:
+        return base64.b64decode(b"".join(text.split()), validate=True)
+    except binascii.Error as exc:
+        raise CmsParseError(f"bad base64: {exc}") from None
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def encapsulated_content(sd: cms.SignedData) -> bytes | None:
+    content = sd["encap_content_info"]["content"]
+    if content.native is None:
+        return None
+    value = content.native
+    return value if isinstance(value, bytes) else content.contents
+
+
+def extract_p7m_content(data: bytes) -> bytes | None:
+    """The inner content of an enveloping ``.p7m`` (so it can be classified), else None."""
+    try:
+        return encapsulated_content(parse_signed_data(data))
+    except Exception:
+        return None
+
+
+def _signer_cert(sd: cms.SignedData, signer_info: cms.SignerInfo):
+    certs = [c.chosen for c in sd["certificates"] if c.name == "certificate"]
+    sid = signer_info["sid"]
+    for cert in certs:
+        if sid.name == "issuer_and_serial_number":
+            if (
+                cert.issuer == sid.chosen["issuer"]
+                and cert.serial_number == sid.chosen["serial_number"].native
+            ):
+                return cert, certs
+        elif cert.key_identifier == sid.chosen.native:
+            return cert, certs
+    return None, certs
+
+
+def _weak(signer_info: cms.SignerInfo) -> str | None:
+    md = signer_info["digest_algorithm"]["algorithm"].native
+    if md in WEAK_HASHES:
+        return md
+    sig_algo = signer_info["signature_algorithm"]["algorithm"].native
+    for weak in WEAK_HASHES:
+        if str(sig_algo).startswith(weak + "_"):
+            return weak
+    return None
+
+
+def digest_of(content: bytes) -> Callable[[str], bytes]:
+    def compute(md: str) -> bytes:
+        from cryptography.hazmat.primitives import hashes
+
+        h = hashes.Hash(get_pyca_cryptography_hash(md))
+        h.update(content)
+        return h.finalize()
+
+    return compute
+
+
+def check_signed_data(
+    sd: cms.SignedData,
+    *,
+    fmt: str,
+    digest: Callable[[str], bytes],
+    trust: TrustStore,
+    expected_content_type: str = "data",
+    covers_whole_file: bool | None = None,
+    fallback_time: datetime | None = None,
+    note: str = "",
+) -> list[SignatureReport]:
+    """One report per SignerInfo. *digest(md_name)* hashes the signed content."""
+    return [
+        _check_one(
+            sd,
+            si,
+            fmt=fmt,
+            digest=digest,
+            trust=trust,
+            expected_content_type=expected_content_type,
+            covers_whole_file=covers_whole_file,
+            fallback_time=fallback_time,
+            note=note,
+        )
+        for si in sd["signer_infos"]
+    ]
+
+
+def _check_one(
+    sd,
+    signer_info,
+    *,
+    fmt,
+    digest,
+    trust,
+    expected_content_type,
+    covers_whole_file,
+    fallback_time,
+    note,
+) -> SignatureReport:
+    cert, certs = _signer_cert(sd, signer_info)
+    base = {"format": fmt, "covers_whole_file": covers_whole_file, **signer_fields(cert)}
+    prefix = f"{note}; " if note else ""
+    if cert is None:
+        return r.malformed(
+            fmt,
+            "no_signer_certificate",
+            prefix + "the signer's certificate is not in the signature",
+            covers_whole_file=covers_whole_file,
+        )
+    md = signer_info["digest_algorithm"]["algorithm"].native
+    try:
+        actual = digest(md)
+        intact, valid = validate_sig_integrity(signer_info, cert, expected_content_type, actual)
+    except val_errors.SignatureValidationError as exc:
+        return SignatureReport(
+            **base,
+            verdict=r.INVALID,
+            reason="bad_signed_attributes",
+            detail=prefix + _short(exc.failure_message),
+        )
+    except Exception as exc:
+        return SignatureReport(
+            **base,
+            verdict=r.MALFORMED,
+            reason="malformed",
+            detail=f"{prefix}cannot check the signature: {type(exc).__name__}: {_short(exc)}",
+        )
+    signing_time, source, ts_note, ts_bad = _timing(signer_info, digest, trust)
+    if signing_time is None:
+        signing_time, source = fallback_time, ("self-reported" if fallback_time else None)
+    if signing_time is not None and signing_time.tzinfo is None:
+        signing_time = signing_time.replace(tzinfo=UTC)
+    base.update(signing_time=signing_time, signing_time_source=source)
+    if not intact:
+        return SignatureReport(
+            **base,
+            verdict=r.INVALID,
+            reason="digest_mismatch",
+            detail=prefix + "the signed content was changed after signing",
+        )
+    if not valid:
+        return SignatureReport(
+            **base,
+            verdict=r.INVALID,
+            reason="signature_mismatch",
+            detail=prefix + "the signature value does not match the signer's key",
+        )
+    if ts_bad:
+        return SignatureReport(
+            **base, verdict=r.INVALID, reason="timestamp_invalid", detail=prefix + ts_note
+        )
+    weak = _weak(signer_info)
+    if weak:
+        return SignatureReport(
+            **base,
+            verdict=r.INVALID,
+            reason="weak_algorithm",
+            detail=f"{prefix}signed with {weak.upper()}, which is no longer accepted",
+        )
+    moment = signing_time or datetime.now(UTC)
+    outcome = check_chain(cert, certs, trust, moment)
+    when = "" if signing_time else " (no signing time: checked now)"
+    detail = "; ".join(x for x in (note, outcome.detail + when, ts_note) if x)
+    return SignatureReport(**base, verdict=outcome.verdict, reason=outcome.reason, detail=detail)
+
+
+def _timing(signer_info, digest, trust: TrustStore):
+    """(time, source, note, timestamp_broken). A signature timestamp from a trusted TSA
+    beats the self-reported signingTime; revocation of the TSA is not required."""
+    try:
+        ctx = trust.context(datetime.now(UTC), check_revocation=False)
+        info = run_sync(collect_timing_info(signer_info, ctx, raw_digest=digest))
+    except Exception as exc:
+        return None, None, f"timestamp unreadable: {_short(exc)}", False
+    tst = info.get("timestamp_validity")
+    reported = info.get("signer_reported_dt")
+    if tst is not None:
+        if not (tst.intact and tst.valid):
+            return (
+                reported,
+                "self-reported" if reported else None,
+                "the signature timestamp does not match the signature",
+                True,
+            )
+        if tst.trusted:
+            return tst.timestamp, "timestamp", "", False
+        note = "signature timestamp from an untrusted TSA ignored"
+        return reported, "self-reported" if reported else None, note, False
+    return reported, "self-reported" if reported else None, "", False
+
+
+def verify_cms(
+    data: bytes, trust: TrustStore, detached_content: bytes | None = None
+) -> list[SignatureReport]:
+    """A ``.p7s``/``.sig`` (with *detached_content*, the file it signs) or a ``.p7m``."""
+    try:
+        sd = parse_signed_data(data)
+    except CmsParseError as exc:
+        return [r.malformed("cms", "malformed", str(exc))]
+    inner = encapsulated_content(sd)
+    if inner is not None and detached_content is not None and inner != detached_content:
+        note = "enveloped content checked; the paired file differs from it"
+    else:
+        note = ""
+    content = inner if inner is not None else detached_content
+    if content is None:
+        return [
+            r.malformed(
+                "cms", "detached_content_missing", "detached signature without the file it signs"
+            )
+        ]
+    ctype = sd["encap_content_info"]["content_type"].native
+    return check_signed_data(
+        sd,
+        fmt="cms",
+        digest=digest_of(content),
+        trust=trust,
+        expected_content_type=ctype,
+        covers_whole_file=True,
+        note=note,
+    )
+
+
+def certs_of(sd: cms.SignedData) -> list[x509.Certificate]:
+    return [c.chosen for c in sd["certificates"] if c.name == "certificate"]

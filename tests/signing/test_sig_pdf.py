@@ -1,0 +1,224 @@
+"""PDF signatures signed by pyHanko with the test PKI: each case gets its verdict and reason."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from asn1crypto import cms
+from cryptography.hazmat.primitives import serialization
+
+from signing import TrustStore, aggregate, verify_document
+from tests.support.pki import (
+    Pki,
+    fill_text_field,
+    replace_page_content,
+    sign_pdf,
+    timestamp_pdf,
+)
+
+
+def only(reports):
+    assert len(reports) == 1, reports
+    return reports[0]
+
+
+def _contents_spans(pdf: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each signature's hex /Contents string, in file order."""
+    return [(m.start(1), m.end(1)) for m in re.finditer(rb"/Contents\s*<([0-9a-fA-F]+)>", pdf)]
+
+
+def test_valid_rsa_signature_reports_signer(pki: Pki, trust: TrustStore, person_pdf: bytes):
+    rep = only(verify_document(person_pdf, "pdf", "cv.pdf", trust))
+    cert = pki.signer("person").cert
+    assert (rep.format, rep.verdict, rep.reason, rep.etsi) == ("pdf", "valid", None, "PASSED")
+    assert rep.signer_cn == "Nguyễn Văn An"
+    assert rep.signer_o == "UBND tỉnh Tây Ninh"
+    assert rep.signer_uid == "CCCD:072099001234"
+    assert rep.serial == format(cert.serial_number, "x")
+    assert rep.issuer_cn == "CA phục vụ các cơ quan Nhà nước (thử nghiệm)"
+    der = cert.public_bytes(serialization.Encoding.DER)
+    assert rep.cert_sha256 == hashlib.sha256(der).hexdigest()
+    assert rep.covers_whole_file is True
+    assert rep.signing_time_source == "self-reported"
+    assert abs(rep.signing_time - datetime.now(UTC)) < timedelta(minutes=10)
+
+
+def test_valid_ecdsa_signature(pki: Pki, trust: TrustStore, unsigned_pdf: bytes):
+    rep = only(verify_document(sign_pdf(unsigned_pdf, pki.signer("agency")), "pdf", None, trust))
+    assert (rep.verdict, rep.signer_uid) == ("valid", "MST:3900123456")
+
+
+def test_one_byte_of_content_changed_is_digest_mismatch(trust: TrustStore, person_pdf: bytes):
+    at = person_pdf.index(b"CONG VAN 15/UBND-VP")
+    tampered = person_pdf[:at] + b"D" + person_pdf[at + 1 :]
+    rep = only(verify_document(tampered, "pdf", None, trust))
+    assert (rep.verdict, rep.reason, rep.etsi) == ("invalid", "digest_mismatch", "FAILED")
+
+
+def test_form_filling_after_signing_is_allowed(trust: TrustStore, person_pdf: bytes):
+    rep = only(verify_document(fill_text_field(person_pdf, "Đã tiếp nhận"), "pdf", None, trust))
+    assert (rep.verdict, rep.reason, rep.covers_whole_file) == ("valid", None, False)
+    assert "form" in rep.detail
+
+
+def test_content_replaced_after_signing_is_invalid(trust: TrustStore, person_pdf: bytes):
+    rep = only(verify_document(replace_page_content(person_pdf), "pdf", None, trust))
+    assert (rep.verdict, rep.reason, rep.covers_whole_file) == (
+        "invalid",
+        "modified_after_signing",
+        False,
+    )
+
+
+def test_person_then_agency_both_valid(pki: Pki, trust: TrustStore, person_pdf: bytes):
+    both = sign_pdf(person_pdf, pki.signer("agency"))
+    reps = verify_document(both, "pdf", None, trust)
+    assert [(x.signer_cn, x.verdict, x.covers_whole_file) for x in reps] == [
+        ("Nguyễn Văn An", "valid", False),
+        ("UBND tỉnh Tây Ninh", "valid", True),
+    ]
+    assert aggregate(x.verdict for x in reps) == "valid"
+
+
+def test_person_signature_broken_agency_valid(pki: Pki, trust: TrustStore, person_pdf: bytes):
+    # flip one hex digit of the person's signature value, then let the agency sign on top
+    start, end = _contents_spans(person_pdf)[0]
+    info = cms.ContentInfo.load(bytes.fromhex(person_pdf[start:end].decode()), strict=False)
+    sig_hex = info["content"]["signer_infos"][0]["signature"].native.hex().encode()
+    at = person_pdf.lower().index(sig_hex, start) + 10
+    flipped = b"0" if person_pdf[at : at + 1] != b"0" else b"1"
+    broken = person_pdf[:at] + flipped + person_pdf[at + 1 :]
+    reps = verify_document(sign_pdf(broken, pki.signer("agency")), "pdf", None, trust)
+    assert [(x.signer_cn, x.verdict, x.reason) for x in reps] == [
+        ("Nguyễn Văn An", "invalid", "signature_mismatch"),
+        ("UBND tỉnh Tây Ninh", "valid", None),
+    ]
+    assert aggregate(x.verdict for x in reps) == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("signer", "verdict", "reason"),
+    [
+        ("revoked", "revoked", "revoked"),  # revoked 2 days before signing
+        ("revoked_later", "valid", None),  # revocation date after the signing time
+        ("expired", "expired", "expired"),
+        ("not_yet_valid", "expired", "not_yet_valid"),
+        ("stranger", "untrusted", "no_path"),
+        # pyHanko wants nonRepudiation by default; we do not: many Vietnamese signing
+        # certificates carry digitalSignature only and their signatures are still valid.
+        ("no_nonrepudiation", "valid", None),
+    ],
+)
+def test_signer_certificate_cases(
+    pki: Pki, trust: TrustStore, unsigned_pdf: bytes, signer: str, verdict: str, reason: str | None
+):
+    rep = only(verify_document(sign_pdf(unsigned_pdf, pki.signer(signer)), "pdf", None, trust))
+    assert (rep.verdict, rep.reason) == (verdict, reason), rep.detail
+
+
+def test_no_crl_is_indeterminate_in_hard_fail(pki: Pki, person_pdf: bytes):
+    rep = only(verify_document(person_pdf, "pdf", None, TrustStore.load(pki.anchors)))
+    assert (rep.verdict, rep.reason, rep.etsi) == (
+        "indeterminate",
+        "revocation_unavailable",
+        "INDETERMINATE",
+    )
+
+
+def test_no_crl_is_valid_in_soft_fail(pki: Pki, person_pdf: bytes):
+    soft = TrustStore.load(pki.anchors, revocation="soft-fail")
+    rep = only(verify_document(person_pdf, "pdf", None, soft))
+    assert (rep.verdict, rep.reason) == ("valid", None)
+    assert "soft-fail" in rep.detail
+
+
+def test_soft_fail_still_sees_revocation(pki: Pki, unsigned_pdf: bytes):
+    soft = TrustStore.load(pki.anchors, pki.crls, revocation="soft-fail")
+    rep = only(verify_document(sign_pdf(unsigned_pdf, pki.signer("revoked")), "pdf", None, soft))
+    assert rep.verdict == "revoked"
+
+
+def test_stale_crl_is_indeterminate(pki: Pki, person_pdf: bytes):
+    stale = TrustStore.load(pki.anchors, pki.stale_crls)
+    rep = only(verify_document(person_pdf, "pdf", None, stale))
+    assert (rep.verdict, rep.reason) == ("indeterminate", "crl_stale")
+
+
+def test_sha1_digest_is_weak_algorithm(pki: Pki, trust: TrustStore, unsigned_pdf: bytes):
+    signed = sign_pdf(unsigned_pdf, pki.signer("person"), md_algorithm="sha1")
+    rep = only(verify_document(signed, "pdf", None, trust))
+    assert (rep.verdict, rep.reason) == ("invalid", "weak_algorithm")
+
+
+def test_truncated_signature_is_malformed(trust: TrustStore, person_pdf: bytes):
+    start, end = _contents_spans(person_pdf)[0]
+    cut = start + (end - start) // 3
+    truncated = person_pdf[:cut] + b"0" * (end - cut) + person_pdf[end:]
+    rep = only(verify_document(truncated, "pdf", None, trust))
+    assert (rep.verdict, rep.reason, rep.format) == ("malformed", "malformed", "pdf")
+
+
+def test_garbage_signature_is_malformed(trust: TrustStore, person_pdf: bytes):
+    start, end = _contents_spans(person_pdf)[0]
+    garbage = person_pdf[:start] + (b"deadbeef" * (end - start))[: end - start] + person_pdf[end:]
+    rep = only(verify_document(garbage, "pdf", None, trust))
+    assert rep.verdict == "malformed"
+    assert "Traceback" not in rep.detail and "\n" not in rep.detail
+
+
+def test_unsigned_pdf_has_no_reports(trust: TrustStore, unsigned_pdf: bytes):
+    reports = verify_document(unsigned_pdf, "pdf", "cv.pdf", trust)
+    assert reports == []
+    assert aggregate(x.verdict for x in reports) == "unsigned"
+
+
+def test_not_a_pdf_at_all(trust: TrustStore):
+    assert verify_document(b"%PDF-1.7\n garbage", "pdf", None, trust) == []
+    rep = only(
+        verify_document(b"%PDF-1.7\n/ByteRange [0 1 2 3] /Contents <00>", "pdf", None, trust)
+    )
+    assert rep.verdict == "malformed"
+
+
+def test_document_timestamp_is_a_timestamp_not_a_failed_signature(
+    pki: Pki, trust: TrustStore, person_pdf: bytes
+):
+    stamped = timestamp_pdf(person_pdf, pki.signer("tsa"))
+    sig, ts = verify_document(stamped, "pdf", None, trust)
+    assert (sig.format, sig.verdict, sig.covers_whole_file) == ("pdf", "valid", False)
+    assert (ts.format, ts.verdict, ts.signing_time_source) == (
+        "pdf-timestamp",
+        "valid",
+        "timestamp",
+    )
+    assert ts.signer_cn == "TSA Kiểm thử edocgw"
+
+
+def test_document_timestamp_from_unknown_tsa_is_untrusted(pki: Pki, person_pdf: bytes):
+    stamped = timestamp_pdf(person_pdf, pki.signer("tsa"))
+    reps = verify_document(stamped, "pdf", None, TrustStore.empty())
+    assert [(x.format, x.verdict) for x in reps] == [
+        ("pdf", "untrusted"),
+        ("pdf-timestamp", "untrusted"),
+    ]
+
+
+def test_to_dict_has_the_check_json_keys(trust: TrustStore, person_pdf: bytes):
+    data = only(verify_document(person_pdf, "pdf", None, trust)).to_dict()
+    assert list(data)[:11] == [
+        "format",
+        "verdict",
+        "reason",
+        "signer_cn",
+        "signer_o",
+        "signer_uid",
+        "serial",
+        "issuer_cn",
+        "signing_time",
+        "covers_whole_file",
+        "detail",
+    ]
+    assert datetime.fromisoformat(data["signing_time"]).tzinfo is not None
