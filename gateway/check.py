@@ -16,6 +16,7 @@ from mailparse.filetype import detect_type
 from signing import (
     TrustStore,
     TrustStoreError,
+    aggregate,
     extract_p7m_content,
     verify_document,
     verify_smime,
@@ -23,15 +24,6 @@ from signing import (
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 2
-VERDICT_ORDER = (
-    "malformed",
-    "invalid",
-    "revoked",
-    "expired",
-    "untrusted",
-    "indeterminate",
-    "valid",
-)
 
 
 @dataclass
@@ -124,15 +116,6 @@ def _p7m_inner(att: Attachment) -> list[Attachment]:
     return [child]
 
 
-def aggregate(signatures: list[dict[str, Any]]) -> str:
-    """Worst verdict first (DESIGN §5); ``unsigned`` when there is no signature."""
-    verdicts = [s.get("verdict") for s in signatures]
-    for verdict in VERDICT_ORDER:
-        if verdict in verdicts:
-            return verdict
-    return "unsigned"
-
-
 def _attachment_report(
     att: Attachment,
     siblings: list[Attachment],
@@ -148,7 +131,7 @@ def _attachment_report(
         "detected_type": att.detected_type,
         "facts": facts.to_dict(),
         "signatures": signatures,
-        "verdict": aggregate(signatures),
+        "verdict": aggregate(s["verdict"] for s in signatures),
         "attachments": [_attachment_report(c, children, ctx, trust) for c in children],
         "defects": list(dict.fromkeys(att.defects + facts.flags)),
     }
@@ -167,7 +150,7 @@ def _message_report(path: str, data: bytes, trust: TrustArgs) -> dict[str, Any]:
         "detected_type": "eml",
         "facts": facts.to_dict(),
         "signatures": signatures,
-        "verdict": aggregate(signatures),
+        "verdict": aggregate(s["verdict"] for s in signatures),
         "attachments": [
             _attachment_report(a, msg.attachments, ctx, trust) for a in msg.attachments
         ],
