@@ -39,6 +39,13 @@ class GatewaySettings(Section):
     verify_processes: int = Field(
         0, ge=0, le=64, description="Signature verification processes; 0 means one per CPU core."
     )
+    parse_processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Processes that parse and classify messages; 0 runs that work in threads "
+        "of the gateway process instead.",
+    )
     claim_timeout: Duration = Field(
         parse_duration("5m"),
         description="How long a worker's claim on a row lasts before another worker may take it.",

@@ -1,0 +1,412 @@
+#!/usr/bin/env python3
+"""End-to-end relay: accept → pipeline → deliver, edocgw beside a local Postfix, same run.
+
+Starts an embedded PostgreSQL, `edocgw serve` (an agency whose route is a local sink) and a
+throwaway loopback Postfix relaying to the same kind of sink, then sends each load with an
+asyncio SMTP client (persistent sessions) and prints, per load and per server: accepted
+messages/s, end-to-end messages/s (first send to last arrival at the sink), and p50/p99
+accept-to-delivered latency. Loads: plain 1 KB, 200 KB, and a message with one signed PDF.
+
+    .venv/bin/python bench/e2e.py            # full counts
+    .venv/bin/python bench/e2e.py --quick    # fewer messages
+
+Runs as root (Postfix). Bounded: fixed message counts and a deadline per load. On a shared
+2-core machine the figures are noisy (the client and the sinks share the cores with the
+servers): compare the two servers within one run, not across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ingest import MAIN_CF, POSTFIX, free_port, wait_port  # noqa: E402
+
+AGENCY = "000.00.00.H99"
+RCPT = "vanban@dich.gov.vn"
+SENDER = "vanthu@tayninh.gov.vn"
+DEADLINE = 180.0
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    count: int
+    sessions: int
+
+
+@dataclass
+class Sink:
+    """aiosmtpd in its own thread; records when each X-Bench-Id arrived."""
+
+    arrived: dict[str, float] = field(default_factory=dict)
+    duplicates: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001
+        now = time.monotonic()
+        data: bytes = envelope.content
+        i = data.find(b"X-Bench-Id: ")
+        if i >= 0:
+            key = data[i + 12 : data.find(b"\r\n", i)].decode()
+            with self.lock:
+                if key in self.arrived:
+                    self.duplicates += 1
+                else:
+                    self.arrived[key] = now
+        return "250 2.0.0 Ok"
+
+
+def start_sink(sink: Sink):  # noqa: ANN201
+    from aiosmtpd.controller import Controller
+
+    ctl = Controller(sink, hostname="127.0.0.1", port=free_port(), decode_data=False)
+    ctl.start()
+    return ctl
+
+
+def make_message(load: str, i: int, attachment: bytes | None, size: int) -> tuple[str, bytes]:
+    key = f"{load}-{i}"
+    m = EmailMessage()
+    m["From"], m["To"] = SENDER, RCPT
+    m["Subject"] = f"Công văn số {i}/UBND-VP ({load})"
+    m["Message-ID"] = f"<{key}.{time.time_ns()}@tayninh.gov.vn>"
+    m["X-Bench-Id"] = key
+    body = "Kính gửi: Sở Thông tin và Truyền thông.\n"
+    m.set_content(body + "x" * max(0, size - 600) if size else body)
+    if attachment is not None:
+        m.add_attachment(attachment, "application", "pdf", filename=f"{i}-UBND-VP.pdf")
+    return key, m.as_bytes().replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n")
+
+
+async def drive(port: int, msgs: list[tuple[str, bytes]], sessions: int) -> dict[str, float]:
+    """Send everything over `sessions` persistent connections; returns key → accept time."""
+    import aiosmtplib
+
+    accepted: dict[str, float] = {}
+    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+    for m in msgs:
+        queue.put_nowait(m)
+
+    async def session() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=60, start_tls=False)
+        await client.connect()
+        try:
+            while True:
+                try:
+                    key, raw = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await client.sendmail(SENDER, [RCPT], raw)
+                accepted[key] = time.monotonic()
+        finally:
+            with contextlib.suppress(Exception):
+                await client.quit()
+
+    await asyncio.gather(*(session() for _ in range(sessions)))
+    return accepted
+
+
+def run_load(port: int, sink: Sink, load: Load, msgs: list[tuple[str, bytes]]) -> dict:
+    keys = {k for k, _ in msgs}
+    t0 = time.monotonic()
+    accepted = asyncio.run(drive(port, msgs, load.sessions))
+    t_acc = time.monotonic() - t0
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        with sink.lock:
+            if keys <= sink.arrived.keys():
+                break
+        time.sleep(0.02)
+    with sink.lock:
+        arrived = {k: sink.arrived[k] for k in keys if k in sink.arrived}
+    last = max(arrived.values(), default=t0)
+    lat = sorted((arrived[k] - accepted[k]) * 1000 for k in arrived if k in accepted)
+    return {
+        "accept_rate": len(accepted) / t_acc,
+        "e2e_rate": len(arrived) / (last - t0) if arrived else 0.0,
+        "delivered": len(arrived),
+        "sent": len(msgs),
+        "p50": statistics.median(lat) if lat else float("nan"),
+        "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan"),
+    }
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+
+class Gateway:
+    def __init__(self, tmp: Path, url: str, sink_port: int, anchors: list[str], crls: list[str]):
+        self.tmp, self.url, self.sink_port = tmp, url, sink_port
+        self.anchors, self.crls = anchors, crls
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.lines: list[str] = []
+
+    def start(self) -> None:
+        asyncio.run(self._agency())
+        cfg = self.tmp / "edocgw.toml"
+        cfg.write_text(
+            f"""
+[gateway]
+hostname = "bench.localdomain"
+data_dir = "{self.tmp / "var"}"
+[database]
+url = "{self.url}"
+pool_size = 20
+[smtp]
+relay_listen = "127.0.0.1:0"
+submission_listen = "127.0.0.1:0"
+max_connections = 1000
+max_connections_per_ip = 1000
+[trust]
+anchors = {json.dumps(self.anchors)}
+crls = {json.dumps(self.crls)}
+[delivery]
+workers = 50
+concurrency_per_destination = 20
+[receipts]
+enabled = false
+[admin]
+listen = "127.0.0.1:0"
+enabled = false
+[logging]
+level = "INFO"
+format = "json"
+""",
+            encoding="utf-8",
+        )
+        self.proc = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "edocgw"), "serve", "--config", str(cfg)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=self.tmp,
+        )
+        found = threading.Event()
+
+        def read() -> None:
+            assert self.proc is not None and self.proc.stderr is not None
+            for raw in self.proc.stderr:
+                line = raw.decode("utf-8", "replace").rstrip()
+                self.lines.append(line)
+                del self.lines[:-50]
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if rec.get("listener") == "relay" and rec.get("port"):
+                    self.port = int(rec["port"])
+                    found.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not found.wait(60):
+            self.stop()
+            raise SystemExit("edocgw serve did not start:\n" + "\n".join(self.lines[-15:]))
+        wait_port(self.port)
+
+    async def _agency(self) -> None:
+        from store.agencies import AgencyIn, upsert_agency
+        from store.db import Database
+
+        db = Database.connect(self.url, pool_size=1)
+        try:
+            await db.upgrade()
+            async with db.transaction() as s:
+                await upsert_agency(
+                    s,
+                    AgencyIn(
+                        code=AGENCY,
+                        name="Sở Thông tin và Truyền thông (bench)",
+                        address=RCPT,
+                        domains=["dich.gov.vn"],
+                        route=f"smtp://127.0.0.1:{self.sink_port}",
+                        tls="none",
+                    ),
+                )
+        finally:
+            await db.close()
+
+    def peak_rss_mb(self) -> float:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Postfix:
+    """A loopback Postfix relaying everything to `sink_port` (bench/ingest.py's main.cf)."""
+
+    def __init__(self, tmp: Path, sink_port: int) -> None:
+        self.dir, self.conf = tmp / "postfix", tmp / "postfix" / "conf"
+        self.port, self.sink_port = free_port(), sink_port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        for sub in ("conf", "queue", "data"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o755)
+        self.dir.parent.chmod(0o755)
+        shutil.chown(self.dir / "data", user="postfix")
+        (self.conf / "main.cf").write_text(MAIN_CF.format(d=self.dir, sink=self.sink_port))
+        master = [f"127.0.0.1:{self.port} inet n - n - - smtpd"]
+        for line in Path("/etc/postfix/master.cf").read_text().splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            f = line.split()
+            if not line[0].isspace() and len(f) >= 8 and f[1] == "inet":
+                continue
+            if not line[0].isspace() and len(f) >= 8 and f[4] == "y":
+                f[4] = "n"
+                line = "  ".join(f)
+            master.append(line)
+        (self.conf / "master.cf").write_text("\n".join(master) + "\n")
+        self.proc = subprocess.Popen(
+            [POSTFIX, "-c", str(self.conf), "start-fg"],
+            stdout=open(self.dir / "maillog", "wb"),  # noqa: SIM115 - closed with the process
+            stderr=subprocess.STDOUT,
+        )
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        subprocess.run(
+            [POSTFIX, "-c", str(self.conf), "stop"], capture_output=True, timeout=60, check=False
+        )
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+async def stage_breakdown(url: str) -> str:
+    """Where edocgw's latency goes: accept → deliveries created (pipeline) → delivered."""
+    import asyncpg
+
+    from store.db import asyncpg_dsn
+
+    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    try:
+        rows = await conn.fetch(
+            """SELECT extract(epoch FROM d.created_at - m.received_at) AS pipe,
+                      extract(epoch FROM d.delivered_at - d.created_at) AS dlv
+               FROM deliveries d JOIN messages m ON m.id = d.message_id
+               WHERE m.source = 'smtp' AND d.delivered_at IS NOT NULL"""
+        )
+    finally:
+        await conn.close()
+    if not rows:
+        return "no delivered rows"
+    pipe = sorted(float(r["pipe"]) * 1000 for r in rows)
+    dlv = sorted(float(r["dlv"]) * 1000 for r in rows)
+    return (
+        f"edocgw stages (all loads, {len(rows)} deliveries): accept→routed p50 "
+        f"{statistics.median(pipe):.0f} ms p99 {pipe[int(len(pipe) * 0.99)]:.0f} ms; "
+        f"routed→delivered p50 {statistics.median(dlv):.0f} ms p99 {dlv[int(len(dlv) * 0.99)]:.0f} ms"
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer messages")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench/e2e.py must run as root (Postfix)", file=sys.stderr)
+        return 2
+    k = 0.3 if args.quick else 1.0
+    loads = [
+        Load("plain 1 KB", int(1000 * k), 10),
+        Load("200 KB", int(300 * k), 10),
+        Load("signed PDF", int(300 * k), 10),
+    ]
+    from store.embedded import EmbeddedPostgres
+    from tests.support.pki import make_pdf, make_pki, sign_pdf
+
+    tmp = Path(tempfile.mkdtemp(prefix="edocgw-e2e-"))
+    tmp.chmod(0o755)
+    pki = make_pki(tmp / "pki")
+    pdf = sign_pdf(make_pdf("Công văn số 15/UBND-VP về việc đo hiệu năng"), pki.signer("person"))
+    pg = EmbeddedPostgres(tmp / "pgdata")
+    gw_sink, pf_sink = Sink(), Sink()
+    controllers = [start_sink(gw_sink), start_sink(pf_sink)]
+    gw = pf = None
+    try:
+        url = pg.start()
+        gw = Gateway(
+            tmp, url, controllers[0].port, [str(p) for p in pki.anchors], [str(p) for p in pki.crls]
+        )
+        gw.start()
+        pf = Postfix(tmp, controllers[1].port)
+        pf.start()
+        print(
+            f"edocgw relay 127.0.0.1:{gw.port}, Postfix 127.0.0.1:{pf.port}; "
+            f"{os.cpu_count()} CPUs; client and sinks in this process",
+            flush=True,
+        )
+        warm = [make_message("warm", i, None, 1024) for i in range(30)]
+        run_load(gw.port, gw_sink, Load("warm", 30, 5), warm)
+        run_load(pf.port, pf_sink, Load("warm", 30, 5), warm)
+        header = f"{'load':<12} {'server':<8} {'accept/s':>9} {'e2e/s':>8} {'p50 ms':>8} {'p99 ms':>8}  delivered"
+        print(header)
+        ok = True
+        for load in loads:
+            size = 200 * 1024 if load.name == "200 KB" else 1024
+            att = pdf if load.name == "signed PDF" else None
+            tag = load.name.split()[0].lower()
+            rows = {}
+            for name, port, sink in (("edocgw", gw.port, gw_sink), ("postfix", pf.port, pf_sink)):
+                msgs = [make_message(f"{tag}-{name}", i, att, size) for i in range(load.count)]
+                r = rows[name] = run_load(port, sink, load, msgs)
+                ok &= r["delivered"] == r["sent"]
+                print(
+                    f"{load.name:<12} {name:<8} {r['accept_rate']:9.0f} {r['e2e_rate']:8.0f} "
+                    f"{r['p50']:8.0f} {r['p99']:8.0f}  {r['delivered']}/{r['sent']}",
+                    flush=True,
+                )
+            ratio = rows["edocgw"]["e2e_rate"] / max(rows["postfix"]["e2e_rate"], 1e-9)
+            print(f"{'':<12} e2e ratio edocgw/postfix {ratio:.2f}", flush=True)
+        print(asyncio.run(stage_breakdown(url)))
+        print(
+            f"gateway peak RSS {gw.peak_rss_mb():.0f} MB; duplicates at the sinks: "
+            f"edocgw {gw_sink.duplicates}, postfix {pf_sink.duplicates}"
+        )
+        return 0 if ok else 1
+    finally:
+        if gw:
+            gw.stop()
+        if pf:
+            pf.stop()
+        for c in controllers:
+            c.stop()
+        pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""What an attempt's result does to the delivery, in one transaction with its events.
+
+2xx → delivered (+ delivery receipt). 5xx → bounced (+ DSN + non-delivery notice).
+4xx, timeouts, refused connections → deferred on the retry schedule with jitter (the last
+step repeats), with one delay warning once the delivery is late, and a bounce when it has
+been trying for `max_age`. A destination that keeps failing is paused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config import Settings
+from gateway.delivery.smtp import Result
+from gateway.delivery.trace import edocgw_id
+from gateway.dsn import Original, RecipientStatus, queue_dsn
+from gateway.receipts import queue_notice
+from store import deliveries as repo
+from store.deliveries import ClaimedDelivery
+from store.events import append_event
+from store.models import Message
+
+log = logging.getLogger("edocgw.delivery")
+
+URGENT_PRIORITY = 3  # Hỏa tốc (edXML priority 3) and Hỏa tốc hẹn giờ (4)
+_rng = random.Random()
+
+
+@dataclass(frozen=True)
+class Applied:
+    state: str
+    next_attempt_at: dt.datetime | None = None
+    warned: bool = False
+    paused_until: dt.datetime | None = None
+
+
+def warn_after(settings: Settings, priority: int) -> dt.timedelta:
+    s = settings.delivery
+    return s.delay_warning_urgent if priority >= URGENT_PRIORITY else s.delay_warning
+
+
+def next_attempt(
+    settings: Settings, d: ClaimedDelivery, attempts: int, now: dt.datetime
+) -> dt.datetime:
+    """Retry time: the schedule's step for this attempt (the last repeats), ±10 % jitter so
+    retries to one destination spread out; never past the moment the delivery expires, nor
+    past the delay-warning time if the sender has not been warned yet."""
+    schedule = settings.delivery.retry_schedule
+    wait = schedule[min(attempts - 1, len(schedule) - 1)] * _rng.uniform(0.9, 1.1)
+    at = now + wait
+    at = min(at, d.created_at + settings.delivery.max_age)
+    if d.warned_at is None:
+        warn_at = d.created_at + warn_after(settings, d.priority)
+        if warn_at > now:
+            at = min(at, warn_at)
+    return max(at, now + dt.timedelta(milliseconds=100))
+
+
+def _original(settings: Settings, d: ClaimedDelivery) -> Original:
+    return Original(
+        message_id=d.message_id,
+        mail_from=d.mail_from,
+        source=d.source,
+        received_at=d.received_at,
+        subject=d.subject or "",
+        xid=edocgw_id(d.message_id, settings.gateway.hostname),
+    )
+
+
+async def apply_outcome(
+    session: AsyncSession,
+    settings: Settings,
+    d: ClaimedDelivery,
+    result: Result,
+    worker: str,
+    now: dt.datetime | None = None,
+) -> Applied:
+    now = now or dt.datetime.now(dt.UTC)
+    attempts = d.attempts + 1
+    base = {"recipient": d.recipient, "code": result.code, "reply": result.reply}
+    await append_event(
+        session,
+        "attempt",
+        message_id=d.message_id,
+        delivery_id=d.id,
+        detail={
+            **base,
+            "attempt": attempts,
+            "outcome": result.outcome,
+            "host": result.host,
+            "tls": result.tls,
+            "status": result.status,
+            "worker": worker,
+        },
+    )
+    if result.outcome == "delivered":
+        await repo.mark_delivered(
+            session, d.id, worker, attempts=attempts, code=result.code or 250, reply=result.reply
+        )
+        await append_event(
+            session, "delivered", message_id=d.message_id, delivery_id=d.id, detail=base
+        )
+        await repo.destination_ok(session, d.destination)
+        await _notice(session, settings, d, "delivered", {**base, "agency": d.agency_code})
+        return Applied("delivered")
+
+    if result.outcome == "permanent":
+        await repo.destination_ok(session, d.destination)  # it answered: it is alive
+        await _bounce(session, settings, d, result, attempts, "rejected", now, worker)
+        return Applied("bounced")
+
+    paused = None
+    if result.unreachable:
+        paused = await repo.destination_failed(
+            session,
+            d.destination,
+            result.reply,
+            after=settings.delivery.dead_destination_after,
+            pause=settings.delivery.dead_destination_pause,
+        )
+    age = now - d.created_at
+    if age >= settings.delivery.max_age:
+        await _bounce(session, settings, d, result, attempts, "expired", now, worker)
+        return Applied("bounced")
+    at = next_attempt(settings, d, attempts, now)
+    if paused is not None:
+        at = max(at, paused)
+    warn = d.warned_at is None and age >= warn_after(settings, d.priority)
+    await repo.mark_deferred(
+        session,
+        d.id,
+        worker,
+        attempts=attempts,
+        code=result.code,
+        reply=result.reply,
+        next_attempt_at=at,
+        warned=warn,
+    )
+    await append_event(
+        session,
+        "deferred",
+        message_id=d.message_id,
+        delivery_id=d.id,
+        detail={
+            **base,
+            "attempt": attempts,
+            "next_attempt_at": at.isoformat(),
+            "paused_until": paused.isoformat() if paused else None,
+        },
+    )
+    if warn:
+        until = d.created_at + settings.delivery.max_age
+        dsn = await queue_dsn(
+            session,
+            settings,
+            _original(settings, d),
+            RecipientStatus(
+                recipient=d.recipient,
+                action="delayed",
+                status=result.status if result.status.startswith("4") else "4.0.0",
+                diagnostic=result.diagnostic,
+                remote_mta=result.host.rpartition(":")[0],
+                last_attempt=now,
+                will_retry_until=until,
+            ),
+        )
+        notice = await _notice(
+            session, settings, d, "delayed", {**base, "retry_until": until.isoformat()}
+        )
+        await append_event(
+            session,
+            "warned",
+            message_id=d.message_id,
+            delivery_id=d.id,
+            detail={**base, "age_seconds": int(age.total_seconds()), "dsn": dsn, "notice": notice},
+        )
+    return Applied("deferred", next_attempt_at=at, warned=warn, paused_until=paused)
+
+
+async def _bounce(
+    session: AsyncSession,
+    settings: Settings,
+    d: ClaimedDelivery,
+    result: Result,
+    attempts: int,
+    why: str,
+    now: dt.datetime,
+    worker: str,
+) -> None:
+    if why == "expired":
+        status = "4.4.7"
+        reply = f"delivery time expired after {attempts} attempts; last: {result.reply}"
+    else:
+        status = result.status
+        reply = result.reply
+    await repo.mark_bounced(session, d.id, worker, attempts=attempts, code=result.code, reply=reply)
+    dsn = await queue_dsn(
+        session,
+        settings,
+        _original(settings, d),
+        RecipientStatus(
+            recipient=d.recipient,
+            action="failed",
+            status=status,
+            diagnostic=result.diagnostic,
+            remote_mta=result.host.rpartition(":")[0],
+            last_attempt=now,
+        ),
+    )
+    notice = await _notice(
+        session,
+        settings,
+        d,
+        "failed",
+        {"recipient": d.recipient, "agency": d.agency_code, "reply": reply, "status": status},
+    )
+    await append_event(
+        session,
+        "bounced",
+        message_id=d.message_id,
+        delivery_id=d.id,
+        detail={
+            "recipient": d.recipient,
+            "code": result.code,
+            "reply": reply,
+            "status": status,
+            "reason": why,
+            "dsn": dsn,
+            "notice": notice,
+        },
+    )
+
+
+async def _notice(
+    session: AsyncSession, settings: Settings, d: ClaimedDelivery, kind: str, detail: dict
+) -> int | None:
+    if d.source == "internal":
+        return None
+    original = await session.get(Message, d.message_id)
+    if original is None:
+        return None
+    return await queue_notice(session, settings, original, kind, detail)

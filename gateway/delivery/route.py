@@ -1,0 +1,76 @@
+"""Where a delivery goes: the agency's smarthost, else `[delivery] smarthost`, else MX.
+
+MX look-ups use dnspython's async resolver with a lifetime, so a dead DNS server is a
+temporary failure after a bounded wait, and a domain that does not exist (or publishes a
+null MX, RFC 7505) is a permanent one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dns.asyncresolver
+import dns.exception
+import dns.resolver
+
+from gateway.delivery.smtp import Result, Target
+
+
+@dataclass(frozen=True)
+class RouteInput:
+    recipient: str
+    route: str | None  # the agency's route, None without an agency
+    tls: str | None  # the agency's TLS policy
+
+
+def split_hostport(value: str, default_port: int = 25) -> tuple[str, int]:
+    value = value.removeprefix("smtp://")
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return value, default_port
+    return host.strip("[]"), int(port)
+
+
+async def resolve(
+    r: RouteInput, *, smarthost: str, require_tls: bool, dns_lifetime: float
+) -> list[Target] | Result:
+    """The servers to try in order, or a failure `Result` when there is nowhere to go."""
+    policy = r.tls or ("verify" if require_tls else "may")
+    if r.route and r.route.startswith("smtp://"):
+        host, port = split_hostport(r.route)
+        return [Target(host, port, policy)]
+    if smarthost:
+        host, port = split_hostport(smarthost)
+        return [Target(host, port, policy)]
+    domain = r.recipient.rpartition("@")[2].rstrip(".").lower()
+    if not domain:
+        return Result("permanent", None, f"no domain in {r.recipient!r}", status="5.1.3")
+    return await mx_targets(domain, policy, dns_lifetime)
+
+
+async def mx_targets(domain: str, policy: str, lifetime: float) -> list[Target] | Result:
+    resolver = dns.asyncresolver.Resolver()
+    resolver.lifetime = lifetime
+    try:
+        answer = await resolver.resolve(domain, "MX")
+    except dns.resolver.NXDOMAIN:
+        return Result(
+            "permanent", None, f"domain {domain} does not exist (DNS NXDOMAIN)", status="5.1.2"
+        )
+    except dns.resolver.NoAnswer:
+        return [Target(domain, 25, policy)]  # implicit MX (RFC 5321 §5.1)
+    except (dns.exception.Timeout, dns.resolver.NoNameservers, dns.exception.DNSException) as e:
+        return Result(
+            "temporary",
+            None,
+            f"MX look-up for {domain} failed: {type(e).__name__}",
+            unreachable=True,
+            status="4.4.3",
+        )
+    records = sorted(answer, key=lambda rr: rr.preference)  # type: ignore[attr-defined]
+    hosts = [str(rr.exchange).rstrip(".") for rr in records]  # type: ignore[attr-defined]
+    if hosts == [""] or hosts == ["."]:
+        return Result(
+            "permanent", None, f"domain {domain} accepts no mail (null MX)", status="5.1.10"
+        )
+    return [Target(h, 25, policy) for h in hosts if h]

@@ -1,0 +1,234 @@
+"""The delivery component of `edocgw serve`: claims due deliveries and sends them.
+
+One dispatcher claims as many due rows as it has free slots (`[delivery] workers`), most
+urgent first, and runs each as a task; it sleeps until a NOTIFY on `edocgw_deliveries`, the
+next retry falls due, or the slow poll. A per-destination semaphore caps parallel connections
+to one next hop within the process. Claims are renewed while a send is in progress and, on
+stop, whatever was not finished is released so another process picks it up at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import secrets
+import socket
+
+from config import Settings
+from gateway.delivery.outcome import apply_outcome
+from gateway.delivery.route import RouteInput, resolve
+from gateway.delivery.smtp import Result, Timeouts, TlsContexts, send
+from gateway.delivery.trace import line_ending, trace_headers
+from gateway.notify import Waker
+from store import deliveries as repo
+from store.db import CHANNEL_DELIVERIES, Database, asyncpg_dsn
+from store.deliveries import ClaimedDelivery, LostClaim
+
+log = logging.getLogger("edocgw.delivery")
+
+STOP_GRACE = 10.0  # seconds in-flight sends may take to finish on stop (serve allows 20)
+
+
+class DeliveryService:
+    name = "delivery"
+
+    def __init__(self, settings: Settings, db: Database, *, worker_id: str | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.worker = worker_id or (
+            f"{socket.gethostname()}:{os.getpid()}:delivery:{secrets.token_hex(3)}"
+        )
+        s = settings.delivery
+        self.slots = s.workers
+        self.lease = settings.gateway.claim_timeout
+        self.timeouts = Timeouts(
+            s.connect_timeout.total_seconds(), s.command_timeout.total_seconds()
+        )
+        self.contexts: TlsContexts | None = None
+        self.waker = Waker(asyncpg_dsn(db.url), [CHANNEL_DELIVERIES])
+        self._claimed: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._slot_freed = asyncio.Event()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._renew_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.contexts = await asyncio.to_thread(TlsContexts, self.settings.delivery.tls_ca_file)
+        await self.waker.start()
+        self._loop_task = asyncio.create_task(self._run(), name="delivery-dispatch")
+        self._renew_task = asyncio.create_task(self._renew(), name="delivery-lease")
+
+    # -- dispatching --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            free = self.slots - len(self._tasks)
+            if free <= 0:
+                await self._slot_freed.wait()
+                self._slot_freed.clear()
+                continue
+            try:
+                async with self.db.transaction() as s:
+                    batch = await repo.claim_due(
+                        s, worker=self.worker, lease=self.lease, limit=free
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning(f"claiming deliveries failed; will retry: {e}")
+                await asyncio.sleep(1.0)
+                continue
+            for d in batch:
+                self._claimed.add(d.id)
+                task = asyncio.create_task(self._deliver(d), name=f"delivery-{d.id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+            if len(batch) == free:
+                continue
+            await self.waker.wait(CHANNEL_DELIVERIES, await self._idle_timeout())
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slot_freed.set()
+        self.waker.poke(CHANNEL_DELIVERIES)  # a deferral may fall due before the next poll
+
+    async def _idle_timeout(self) -> float:
+        poll = self.settings.delivery.poll_interval.total_seconds()
+        try:
+            async with self.db.transaction() as s:
+                due = await repo.next_due_at(s)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return min(poll, 1.0)
+        if due is None:
+            return poll
+        wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
+        return min(max(wait, 0.05), poll)
+
+    async def _renew(self) -> None:
+        interval = max(self.lease.total_seconds() / 3, 0.2)
+        while True:
+            await asyncio.sleep(interval)
+            if not self._claimed:
+                continue
+            try:
+                async with self.db.transaction() as s:
+                    await repo.renew_claims(s, list(self._claimed), self.worker, self.lease)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("renewing delivery claims failed", extra={"error": str(e)})
+
+    def _limit(self, destination: str) -> asyncio.Semaphore:
+        sem = self._limits.get(destination)
+        if sem is None:
+            sem = self._limits[destination] = asyncio.Semaphore(
+                self.settings.delivery.concurrency_per_destination
+            )
+        return sem
+
+    # -- one delivery -------------------------------------------------------------------------
+
+    async def _deliver(self, d: ClaimedDelivery) -> None:
+        try:
+            async with self._limit(d.destination):
+                if self._stopping:
+                    return  # released by stop()
+                try:
+                    result = await self._attempt(d)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # a bug must not strand the row: defer it
+                    log.exception("delivery attempt failed", extra={"delivery": d.id})
+                    result = Result("temporary", None, f"internal error: {type(e).__name__}: {e}")
+            async with self.db.transaction() as s:
+                applied = await apply_outcome(s, self.settings, d, result, self.worker)
+            self._claimed.discard(d.id)
+            log.info(
+                f"delivery {d.id} to {d.recipient}: {applied.state}",
+                extra={"delivery": d.id, "message": d.message_id, "reply": result.reply},
+            )
+        except LostClaim as e:
+            self._claimed.discard(d.id)
+            log.warning(str(e), extra={"delivery": d.id})
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the database failed: the lease expires and it is retried
+            log.warning(
+                "recording a delivery outcome failed", extra={"delivery": d.id, "error": str(e)}
+            )
+
+    async def _attempt(self, d: ClaimedDelivery) -> Result:
+        s = self.settings
+        targets = await resolve(
+            RouteInput(d.recipient, d.route, d.tls),
+            smarthost=s.delivery.smarthost,
+            require_tls=s.delivery.require_tls,
+            dns_lifetime=self.timeouts.connect,
+        )
+        if isinstance(targets, Result):
+            return targets
+        async with self.db.transaction() as session:
+            raw = await repo.message_raw(session, d.message_id)
+            verdicts = await repo.document_verdicts(session, d.message_id)
+        data = (
+            trace_headers(
+                hostname=s.gateway.hostname,
+                message_id=d.message_id,
+                peer=d.peer,
+                source=d.source,
+                recipient=d.recipient,
+                received_at=d.received_at,
+                message_verdict=d.verdict,
+                document_verdicts=verdicts,
+                eol=line_ending(raw),
+            )
+            + raw
+        )
+        del raw
+        assert self.contexts is not None
+        result = Result("temporary", None, "no server to try")
+        for target in targets:
+            result = await send(
+                target,
+                mail_from=d.mail_from,
+                recipient=d.recipient,
+                data=data,
+                helo=s.gateway.hostname,
+                timeouts=self.timeouts,
+                contexts=self.contexts,
+            )
+            if result.outcome != "temporary" or not result.unreachable:
+                break  # a server answered about this message: do not try the next MX
+        return result
+
+    # -- stopping -----------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for t in (self._loop_task, self._renew_task):
+            if t is not None:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=STOP_GRACE)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2)
+        if self._claimed:
+            try:
+                async with self.db.transaction() as s:
+                    await repo.release_claims(s, list(self._claimed), self.worker)
+                log.info(f"released {len(self._claimed)} unsent deliveries")
+            except Exception as e:
+                log.warning("releasing delivery claims failed", extra={"error": str(e)})
+            self._claimed.clear()
+        await self.waker.stop()
