@@ -11,7 +11,15 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailparse import Attachment, ClassifyContext, SmimeInfo, classify, open_file, parse
+from mailparse import (
+    Attachment,
+    ClassifyContext,
+    SmimeInfo,
+    classify,
+    message_facts,
+    open_file,
+    parse,
+)
 from mailparse.filetype import detect_type
 from signing import (
     TrustStore,
@@ -69,15 +77,10 @@ def _verify(
     target: Attachment,
     companions: list[Attachment],
     trust: TrustArgs,
-    smime: SmimeInfo | None = None,
 ) -> list[dict[str, Any]]:
-    """Signature reports for one document (or a message's S/MIME signature).
-
-    The single place where ``signing/`` plugs in. A detached ``x.pdf.p7s``/``.sig`` is reported
+    """Signature reports for one document. A detached ``x.pdf.p7s``/``.sig`` is reported
     on ``x.pdf`` (paired by name), and on itself only when its partner is missing."""
     store = trust.store()
-    if smime is not None:
-        return [r.to_dict() for r in verify_smime(smime.signature, smime.signed_bytes, store)]
     name = target.filename or ""
     if target.detected_type == "cms":
         base = _detached_partner_name(name)
@@ -91,6 +94,12 @@ def _verify(
                 r.to_dict() for r in verify_document(c.data, "cms", c.filename, store, target.data)
             ]
     return reports
+
+
+def _verify_smime(smime: SmimeInfo, trust: TrustArgs) -> list[dict[str, Any]]:
+    """A message's S/MIME signature, checked on the signed part's raw bytes."""
+    store = trust.store()
+    return [r.to_dict() for r in verify_smime(smime.signature, smime.signed_bytes, store)]
 
 
 def _detached_partner_name(name: str) -> str | None:
@@ -140,10 +149,8 @@ def _attachment_report(
 def _message_report(path: str, data: bytes, trust: TrustArgs) -> dict[str, Any]:
     msg = parse(data)
     ctx = ClassifyContext(subject=msg.subject, body_text=msg.body_text)
-    pseudo = open_file(b"", os.path.basename(path))
-    pseudo.detected_type = "eml"
-    facts = classify(pseudo, ctx)  # the subject and body alone: what the mail says it carries
-    signatures = _verify(pseudo, msg.attachments, trust, smime=msg.smime) if msg.smime else []
+    facts = message_facts(ctx)  # the subject and body alone: what the mail says it carries
+    signatures = _verify_smime(msg.smime, trust) if msg.smime else []
     defects = list(msg.defects) + (["malformed"] if msg.malformed else [])
     return {
         "file": path,

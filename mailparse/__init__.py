@@ -4,7 +4,7 @@ No I/O and no database: ``gateway`` and the ``edocgw check`` command both call i
 
 from __future__ import annotations
 
-from .classify import classify
+from .classify import classify, message_facts
 from .limits import DEFAULT_LIMITS, Limits
 from .mime import open_file, parse
 from .models import Attachment, ClassifyContext, DocumentFacts, ParsedMessage, SmimeInfo
@@ -18,6 +18,7 @@ __all__ = [
     "ParsedMessage",
     "SmimeInfo",
     "classify",
+    "message_facts",
     "open_file",
     "parse",
 ]

@@ -242,3 +242,33 @@ def _finish(facts: DocumentFacts) -> None:
         facts.kind_abbr = doctypes.ABBR_OF.get(facts.kind)
     if facts.secrecy is not None and "secrecy_marked" not in facts.flags:
         facts.flags.append("secrecy_marked")
+
+
+_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+C_BODY_MARK = 0.8
+
+
+def message_facts(ctx: ClassifyContext) -> DocumentFacts:
+    """What the mail itself says: its subject, and urgency or secrecy marks standing alone on
+    a line of its body. A mail with no attachment can still carry a secrecy mark, and the
+    policy must see it (state secrets never travel over the Internet)."""
+    pseudo = Attachment(
+        part_path="",
+        filename=None,
+        declared_type=None,
+        detected_type="eml",
+        data=b"",
+        size=0,
+        sha256=_EMPTY_SHA256,
+    )
+    facts = classify(pseudo, ctx)
+    if ctx.body_text and (facts.secrecy is None or facts.urgency is None):
+        from .facts import _marks
+        from .text import rows_from_plain_text
+
+        tf = TextFacts()
+        _marks(rows_from_plain_text(ctx.body_text[:20000]), tf)
+        facts.set("secrecy", tf.secrecy, "text", C_BODY_MARK)
+        facts.set("urgency", tf.urgency, "text", C_BODY_MARK)
+        _finish(facts)
+    return facts

@@ -17,7 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from mailparse import Attachment, ClassifyContext, DocumentFacts, ParsedMessage, classify, parse
+from mailparse import (
+    Attachment,
+    ClassifyContext,
+    DocumentFacts,
+    ParsedMessage,
+    classify,
+    message_facts,
+    parse,
+)
 from mailparse.containers import make_attachment
 from signing import extract_p7m_content
 
@@ -63,6 +71,9 @@ class ContentAnalysis:
     malformed: bool
     docs: list[DocPlan]
     smime: SmimePlan | None = None
+    # Marks the mail itself carries (subject, or alone on a body line), documents or not.
+    message_urgency: str | None = None
+    message_secrecy: str | None = None
 
 
 Analyser = Callable[[bytes, Path], ContentAnalysis]
@@ -103,7 +114,10 @@ def analyse_content(raw: bytes, spool_dir: Path) -> ContentAnalysis:
                 data_of[inner[0].index] = inner[1]
                 doc.covers.append(inner[0].index)
     _pair_detached(docs, data_of, spool)
+    own = message_facts(ctx)
     return ContentAnalysis(
+        message_urgency=own.urgency,
+        message_secrecy=own.secrecy,
         subject=parsed.subject,
         body_text_length=len(parsed.body_text),
         defects=list(parsed.defects),

@@ -94,7 +94,7 @@ def build_outcome(
     if analysis.malformed or any(d.malformed for d in docs):
         all_verdicts.append("malformed")
     message_verdict = aggregate(all_verdicts)
-    urgency = most_urgent(d.facts.urgency for d in docs)
+    urgency = most_urgent([analysis.message_urgency, *(d.facts.urgency for d in docs)])
 
     checks = [
         DocumentCheck(
@@ -109,6 +109,16 @@ def build_outcome(
         )
         for d in docs
     ]
+    if analysis.message_secrecy:  # a mark on the mail itself, with or without documents
+        checks.append(
+            DocumentCheck(
+                label="thư (tiêu đề/nội dung)",
+                detected_type="eml",
+                verdict=smime_verdict or "unsigned",
+                secrecy=analysis.message_secrecy,
+                kind=None,
+            )
+        )
     decision = decide(checks, settings.policy, message_verdict=message_verdict)
 
     events: list[tuple[str, dict[str, Any]]] = [

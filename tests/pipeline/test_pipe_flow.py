@@ -276,3 +276,31 @@ async def test_edxml_to_codes_route_over_document_text(
     routed = next(e for e in await events_of(db, mid) if e.kind == "routed")
     assert routed.detail["destinations"][0]["rule"] == "edxml"
     assert routed.detail["unresolved"] == ["000.00.00.X99"]
+
+
+async def test_secrecy_mark_on_the_mail_itself_quarantines(
+    pipeline_factory: Any, db: Database, agencies: None
+) -> None:
+    """No attachment at all: a mark in the subject, or alone on a body line, still stops it."""
+    in_subject = make_mail(
+        "[000.00.00.G12] MẬT - Báo cáo tình hình", [], body="Kính gửi: Bộ Tư pháp"
+    )
+    on_a_line = make_mail(
+        "[000.00.00.G12] Báo cáo tình hình",
+        [],
+        body="TỐI MẬT\nKính gửi: Bộ Tư pháp\nĐề nghị khẩn trương bảo mật thông tin.",
+    )
+    plain = make_mail(
+        "[000.00.00.G12] Báo cáo tình hình",
+        [],
+        body="Kính gửi: Bộ Tư pháp\nĐề nghị khẩn trương bảo mật thông tin.",
+    )
+    async with pipeline_factory():
+        ids = [await submit(db, raw) for raw in (in_subject, on_a_line, plain)]
+        done = await wait_for(db, ids, {"processed", "held", "quarantined", "failed"})
+    assert [done[i].state for i in ids] == ["quarantined", "quarantined", "processed"]
+    for mid, mark in zip(ids[:2], ("Mật", "Tối mật"), strict=True):
+        assert await deliveries_of(db, mid) == []
+        q = next(e for e in await events_of(db, mid) if e.kind == "quarantined")
+        assert q.detail["reasons"] == [f"secrecy:{mark}:thư (tiêu đề/nội dung)"]
+    assert len(await deliveries_of(db, ids[2])) == 1  # "bảo mật" in a sentence is no mark
