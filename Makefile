@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# Real servers the tests talk to, and the font the test documents are typeset with.
-DEB_PACKAGES := postfix dovecot-imapd dovecot-lmtpd swaks openssl fonts-dejavu-core ca-certificates
+# Real servers the tests talk to, the font the test documents are typeset with, and the
+# browser the admin pages are tested in (driven by playwright's Python API, never its downloads).
+DEB_PACKAGES := postfix dovecot-imapd dovecot-lmtpd swaks openssl fonts-dejavu-core ca-certificates chromium
 PYTEST_ARGS ?=
 
 .PHONY: run test install debs lint format bench example clean

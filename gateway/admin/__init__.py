@@ -1,0 +1,1 @@
+"""The admin side: web pages and JSON API (Starlette), shared admin actions."""

@@ -1,0 +1,300 @@
+"""What an admin may do to mail in flight: retry, release, cancel.
+
+Each action changes state and writes its event (`retried`, `released`, `cancelled`, with the
+admin's name in `detail.by`) in the caller's one transaction, locking the rows it changes so
+a delivery worker cannot claim them halfway; it then wakes the delivery workers with a NOTIFY
+that is sent only if the transaction commits. The CLI, the web pages and the API all call
+these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config import Settings
+from store.db import CHANNEL_DELIVERIES
+from store.events import append_event
+from store.messages import notify
+from store.models import Agency, Delivery, Document, Message
+
+RETRYABLE = ("deferred", "queued")
+CANCELLABLE = ("queued", "deferred", "held")
+WAITING = ("held", "quarantined")
+
+
+class ActionError(Exception):
+    """The action does not apply (one line for the admin); `status` suits an HTTP answer."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ReleaseResult:
+    message_id: int
+    queued: list[int] = field(default_factory=list)  # delivery ids now queued
+    how: str = ""  # "to", "held deliveries" or "routing"
+
+
+async def _delivery_for_update(session: AsyncSession, delivery_id: int) -> Delivery:
+    d = await session.scalar(select(Delivery).where(Delivery.id == delivery_id).with_for_update())
+    if d is None:
+        raise ActionError(f"no delivery {delivery_id}", 404)
+    return d
+
+
+async def _message_for_update(session: AsyncSession, message_id: int) -> Message:
+    m = await session.scalar(select(Message).where(Message.id == message_id).with_for_update())
+    if m is None:
+        raise ActionError(f"no message {message_id}", 404)
+    return m
+
+
+async def retry_delivery(session: AsyncSession, delivery_id: int, by: str) -> int:
+    """Send a deferred (or waiting queued) delivery now, whatever its backoff said."""
+    d = await _delivery_for_update(session, delivery_id)
+    if d.state not in RETRYABLE:
+        raise ActionError(f"delivery {delivery_id} is {d.state}: only deferred or queued can retry")
+    await _requeue(session, [d.id])
+    await append_event(
+        session,
+        "retried",
+        message_id=d.message_id,
+        delivery_id=d.id,
+        detail={"by": by, "from_state": d.state, "attempts": d.attempts},
+    )
+    await notify(session, CHANNEL_DELIVERIES, str(d.id))
+    return d.id
+
+
+async def retry_all_deferred(session: AsyncSession, by: str) -> list[int]:
+    rows = (
+        await session.execute(
+            select(Delivery.id, Delivery.message_id, Delivery.attempts)
+            .where(Delivery.state == "deferred")
+            .order_by(Delivery.id)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    await _requeue(session, [r.id for r in rows])
+    for r in rows:
+        await append_event(
+            session,
+            "retried",
+            message_id=r.message_id,
+            delivery_id=r.id,
+            detail={"by": by, "from_state": "deferred", "attempts": r.attempts},
+        )
+    if rows:
+        await notify(session, CHANNEL_DELIVERIES, "")
+    return [r.id for r in rows]
+
+
+async def _requeue(session: AsyncSession, ids: Sequence[int]) -> None:
+    if ids:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(list(ids)))
+            .values(state="queued", next_attempt_at=func.now(), claimed_by=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def release_message(
+    session: AsyncSession,
+    settings: Settings,
+    message_id: int,
+    by: str,
+    to: Sequence[str] = (),
+    force: bool = False,
+) -> ReleaseResult:
+    """Forward a held (or, with `force`, quarantined) message.
+
+    Destinations: the agencies named in `to` if any; else its held deliveries; else routing
+    runs again on the stored facts against today's agency registry (an admin who has just
+    added the missing agency can simply release). Nothing found → ActionError, nothing changes.
+    """
+    m = await _message_for_update(session, message_id)
+    if m.state not in WAITING:
+        raise ActionError(f"message {message_id} is {m.state}, not held or quarantined")
+    if m.state == "quarantined" and not force:
+        raise ActionError(
+            f"message {message_id} is quarantined (secrecy mark or policy): releasing it "
+            "needs an explicit confirmation (--force)"
+        )
+    from gateway.routing import priority_of
+
+    priority = priority_of(m.urgency)
+    result = ReleaseResult(message_id=message_id)
+    targets: list[tuple[str, str | None]]
+    if to:
+        targets = await _agencies_by_code(session, to)
+        result.how = "to"
+    else:
+        held = list(
+            (
+                await session.scalars(
+                    select(Delivery.id)
+                    .where(Delivery.message_id == message_id, Delivery.state == "held")
+                    .with_for_update()
+                )
+            ).all()
+        )
+        if held:
+            await _requeue(session, held)
+            result.queued, result.how = held, "held deliveries"
+            targets = []
+        else:
+            targets = await _route_again(session, settings, m)
+            result.how = "routing"
+    for recipient, code in targets:
+        got = await _upsert_delivery(session, message_id, recipient, code, priority)
+        if got is not None:
+            result.queued.append(got)
+    if not result.queued:
+        raise ActionError(
+            f"message {message_id} has no destination: name one with --to CODE "
+            "(or add the missing agency and release again)",
+            422,
+        )
+    from_state = m.state
+    m.state, m.error, m.updated_at = "processed", None, func.now()
+    await append_event(
+        session,
+        "released",
+        message_id=message_id,
+        detail={
+            "by": by,
+            "from_state": from_state,
+            "how": result.how,
+            "deliveries": result.queued,
+            **({"to": list(to)} if to else {}),
+        },
+    )
+    await notify(session, CHANNEL_DELIVERIES, str(message_id))
+    return result
+
+
+async def _agencies_by_code(
+    session: AsyncSession, codes: Sequence[str]
+) -> list[tuple[str, str | None]]:
+    wanted = list(dict.fromkeys(c.strip() for c in codes if c.strip()))
+    rows = {
+        a.code: a
+        for a in (await session.scalars(select(Agency).where(Agency.code.in_(wanted)))).all()
+    }
+    missing = [c for c in wanted if c not in rows or not rows[c].active]
+    if missing:
+        raise ActionError(f"no active agency with code {', '.join(missing)}", 422)
+    return [(rows[c].address, c) for c in wanted]
+
+
+async def _route_again(
+    session: AsyncSession, settings: Settings, m: Message
+) -> list[tuple[str, str | None]]:
+    from gateway.routing import AgencyRef, RouteInput, route
+
+    agencies = [
+        AgencyRef(a.code, a.name, a.address, tuple(a.aliases), tuple(a.domains), a.active)
+        for a in (await session.scalars(select(Agency).where(Agency.active))).all()
+    ]
+    docs = (await session.scalars(select(Document).where(Document.message_id == m.id))).all()
+    edxml_codes = [
+        c
+        for d in docs
+        if d.detected_type == "edxml" or (d.sources or {}).get("agency_codes") == "edxml"
+        for c in d.agency_codes or []
+    ]
+    lines = [line for d in docs for line in d.recipients or []]
+    res = route(
+        agencies,
+        RouteInput(
+            rcpt_to=list(m.rcpt_to or []),
+            subject=m.subject or "",
+            edxml_to_codes=edxml_codes,
+            recipient_lines=lines,
+            processing_addresses=frozenset(settings.gateway.processing_addresses),
+            local_domains=frozenset(settings.gateway.local_domains),
+            content_routing=m.source == "imap",
+        ),
+    )
+    return [(d.recipient, d.agency_code) for d in res.destinations]
+
+
+async def _upsert_delivery(
+    session: AsyncSession, message_id: int, recipient: str, code: str | None, priority: int
+) -> int | None:
+    """One delivery per (message, recipient): an existing unfinished or failed one is queued
+    again; one already delivered is left alone (None)."""
+    stmt = (
+        insert(Delivery)
+        .values(
+            message_id=message_id,
+            recipient=recipient,
+            agency_code=code,
+            state="queued",
+            priority=priority,
+        )
+        .on_conflict_do_nothing(constraint="uq_deliveries_message_recipient")
+        .returning(Delivery.id)
+    )
+    new_id = (await session.execute(stmt)).scalar_one_or_none()
+    if new_id is not None:
+        return int(new_id)
+    d = await session.scalar(
+        select(Delivery)
+        .where(Delivery.message_id == message_id, Delivery.recipient == recipient)
+        .with_for_update()
+    )
+    assert d is not None
+    if d.state == "delivered":
+        return None
+    if d.state in ("held", "cancelled", "deferred", "bounced"):
+        await _requeue(session, [d.id])
+    return d.id
+
+
+async def cancel_message(
+    session: AsyncSession, message_id: int, by: str, reason: str = ""
+) -> list[int]:
+    """Stop a message: its unsent deliveries become `cancelled`, a waiting message `processed`.
+
+    A delivery being sent right now (`sending`) is left alone: its worker finishes it.
+    """
+    m = await _message_for_update(session, message_id)
+    ids = list(
+        (
+            await session.scalars(
+                select(Delivery.id)
+                .where(Delivery.message_id == message_id, Delivery.state.in_(CANCELLABLE))
+                .with_for_update()
+            )
+        ).all()
+    )
+    if not ids and m.state not in WAITING:
+        raise ActionError(f"message {message_id} has nothing left to cancel (state {m.state})")
+    if ids:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids))
+            .values(state="cancelled", claimed_by=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+    detail = {"by": by, "from_state": m.state, **({"reason": reason} if reason else {})}
+    for i in ids:
+        await append_event(
+            session, "cancelled", message_id=message_id, delivery_id=i, detail=detail
+        )
+    if m.state in WAITING:
+        m.state, m.updated_at = "processed", func.now()
+        m.error = f"cancelled by {by}" + (f": {reason}" if reason else "")
+    await append_event(
+        session, "cancelled", message_id=message_id, detail={**detail, "deliveries": ids}
+    )
+    return ids

@@ -1,0 +1,106 @@
+"""Prometheus metrics (served at `/metrics` by the web admin).
+
+Two kinds:
+- store-wide numbers read from PostgreSQL at scrape time (messages and deliveries by state,
+  the pending queue's age), so they are right however many gateway processes share the
+  database and survive restarts;
+- process-local instruments that other components feed: `message_received`,
+  `message_processed`, `VERIFY_SECONDS.labels(format).observe(s)` (or `observe_verification`),
+  and `connection_opened/closed(listener)` for the connections-per-listener gauge.
+
+Everything lives in prometheus-client's default registry, so metrics other modules define
+with prometheus-client directly are exported too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from store.queries import AGE_BUCKETS_MIN, StoreCounts
+
+MESSAGES_RECEIVED = Counter(
+    "edocgw_messages_received", "Messages accepted and committed by this process.", ["source"]
+)
+MESSAGES_PROCESSED = Counter(
+    "edocgw_messages_processed",
+    "Messages the pipeline of this process finished, by outcome "
+    "(processed, quarantined, held, failed).",
+    ["outcome"],
+)
+VERIFY_SECONDS = Histogram(
+    "edocgw_verify_seconds",
+    "Time to verify the signatures of one document or message, by format.",
+    ["format"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CONNECTIONS = Gauge("edocgw_connections", "Open client connections per listener.", ["listener"])
+
+
+def message_received(source: str) -> None:
+    MESSAGES_RECEIVED.labels(source).inc()
+
+
+def message_processed(outcome: str) -> None:
+    MESSAGES_PROCESSED.labels(outcome).inc()
+
+
+def observe_verification(seconds: float, fmt: str) -> None:
+    VERIFY_SECONDS.labels(fmt).observe(seconds)
+
+
+def connection_opened(listener: str) -> None:
+    CONNECTIONS.labels(listener).inc()
+
+
+def connection_closed(listener: str) -> None:
+    CONNECTIONS.labels(listener).dec()
+
+
+class StoreCollector(Collector):
+    """Exports the last `StoreCounts` snapshot; the /metrics handler refreshes it per scrape
+    (asynchronously, before the synchronous exposition runs)."""
+
+    def __init__(self) -> None:
+        self.snapshot: StoreCounts | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.snapshot
+        if s is None:
+            return
+        msgs = GaugeMetricFamily(
+            "edocgw_store_messages", "Messages in the store by state.", labels=["state"]
+        )
+        for state, n in s.messages_by_state.items():
+            msgs.add_metric([state], n)
+        yield msgs
+        dels = GaugeMetricFamily(
+            "edocgw_store_deliveries", "Deliveries in the store by state.", labels=["state"]
+        )
+        for state, n in s.deliveries_by_state.items():
+            dels.add_metric([state], n)
+        yield dels
+        buckets: list[tuple[str, float]] = []
+        running = 0
+        for bound, n in zip(AGE_BUCKETS_MIN, s.queue_age_counts, strict=False):
+            running += n
+            buckets.append((str(bound * 60), running))
+        buckets.append(("+Inf", sum(s.queue_age_counts)))
+        yield GaugeHistogramMetricFamily(
+            "edocgw_queue_age_seconds",
+            "Pending deliveries (queued, sending, deferred, held) by the age of their message.",
+            buckets=buckets,
+            gsum_value=s.queue_age_sum_seconds,
+        )
+        yield GaugeMetricFamily(
+            "edocgw_queue_oldest_age_seconds",
+            "Age of the oldest message with a pending delivery (0 when the queue is empty).",
+            value=s.oldest_pending_seconds,
+        )
+
+
+STORE = StoreCollector()
+REGISTRY.register(STORE)
