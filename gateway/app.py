@@ -31,10 +31,25 @@ class Component(Protocol):
 
 
 def build_components(settings: Settings, db: Database) -> list[Component]:
-    """Everything `serve` runs, in start order. Each later issue adds its part here."""
+    """Everything `serve` runs, in start order: workers first, intake last (so it stops first
+    and nothing new arrives while the workers finish or release what they hold)."""
+    from gateway.admin.server import AdminServer
+    from gateway.delivery.service import DeliveryService
+    from gateway.imap import ImapFetcher
+    from gateway.pipeline import Pipeline
     from gateway.sealer import EventSealer
+    from gateway.smtp import SmtpListener
 
-    components: list[Component] = [EventSealer(db)]
+    components: list[Component] = [
+        EventSealer(db),
+        Pipeline(settings, db),
+        DeliveryService(settings, db),
+    ]
+    if settings.admin.enabled:
+        components.append(AdminServer(settings, db, components))  # /healthz sees the list
+    components.append(SmtpListener(settings, db))
+    if settings.imap:
+        components.append(ImapFetcher(settings, db))  # one task per account
     return components
 
 
@@ -110,11 +125,11 @@ def _redact(url: str) -> str:
 
 
 def serve(settings: Settings, config_file: str | None = None) -> int:
+    service = Service(settings, config_file)
     try:
         import uvloop
-
-        runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        runner = asyncio.run
-    runner(Service(settings, config_file).run())
+        asyncio.run(service.run())
+    else:
+        uvloop.run(service.run())
     return 0

@@ -1,0 +1,207 @@
+"""Limits: message size (552 5.3.4), connections in total and per IP (421), timeouts (421)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from datetime import timedelta
+
+from config import Settings
+from store.db import Database
+from tests.smtp.clients import HOST, RawClient, Reply, raw_session, send, stored, stored_raw
+from tests.smtp.conftest import StartGateway
+
+LIMIT = 4096
+
+
+async def test_size_is_advertised_and_enforced(
+    settings: Settings, db: Database, start_gateway: StartGateway
+) -> None:
+    settings.smtp.max_message_size = LIMIT
+    gw = await start_gateway()
+    big = b"Subject: big\r\n\r\n" + b"y" * 78 + b"\r\n"
+    big = big * (LIMIT // len(big) + 1)
+    small = b"Subject: small\r\n\r\nfits\r\n"
+    replies = await asyncio.to_thread(
+        raw_session,
+        gw.relay_port,
+        [
+            b"EHLO client.test\r\n",
+            b"MAIL FROM:<a@a.test> SIZE=5000\r\n",  # declared too big: refused up front
+            b"MAIL FROM:<a@a.test>\r\n",
+            b"RCPT TO:<vanban@localhost>\r\n",
+            b"DATA\r\n",
+            big + b".\r\n",  # undeclared and too big: read to the end, then refused
+            b"MAIL FROM:<a@a.test> SIZE=100\r\n",  # the session goes on
+            b"RCPT TO:<vanban@localhost>\r\n",
+            b"DATA\r\n",
+            small + b".\r\n",
+        ],
+    )
+    ehlo = replies[1]
+    assert f"SIZE {LIMIT}" in ehlo.text and "8BITMIME" in ehlo.text and "SMTPUTF8" in ehlo.text
+    assert (replies[2].code, replies[2].text[:5]) == (552, "5.3.4")
+    assert [r.code for r in replies[3:6]] == [250, 250, 354]
+    assert (replies[6].code, replies[6].text[:5]) == (552, "5.3.4")
+    assert [r.code for r in replies[7:]] == [250, 250, 354, 250]
+    assert await stored_raw(db) == [small]
+
+
+async def test_huge_body_is_discarded_while_reading(
+    settings: Settings, db: Database, start_gateway: StartGateway
+) -> None:
+    """20 MB against a 4 KB limit: refused with 552 and never held in memory or stored."""
+    settings.smtp.max_message_size = LIMIT
+    gw = await start_gateway()
+    chunk = (b"z" * 998 + b"\r\n") * 1000
+
+    def run() -> Reply:
+        c = RawClient(gw.relay_port)
+        try:
+            c.reply()
+            for cmd in (b"HELO c", b"MAIL FROM:<a@a.test>", b"RCPT TO:<vanban@localhost>"):
+                assert c.cmd(cmd).code == 250
+            assert c.cmd(b"DATA").code == 354
+            for _ in range(20):
+                c.send(chunk)
+            c.send(b".\r\n")
+            return c.reply()
+        finally:
+            c.close()
+
+    reply = await asyncio.to_thread(run)
+    assert (reply.code, reply.text[:5]) == (552, "5.3.4")
+    assert await stored(db) == []
+
+
+def _greeting(port: int) -> tuple[socket.socket, bytes]:
+    s = socket.create_connection((HOST, port), timeout=10)
+    return s, s.recv(512)
+
+
+async def test_connections_per_ip_and_in_total_are_limited(
+    settings: Settings, start_gateway: StartGateway
+) -> None:
+    settings.smtp.max_connections_per_ip = 2
+    settings.smtp.max_connections = 3
+    gw = await start_gateway()
+    held = []
+    try:
+        for _ in range(2):
+            s, greet = await asyncio.to_thread(_greeting, gw.relay_port)
+            held.append(s)
+            assert greet.startswith(b"220 ")
+        s, greet = await asyncio.to_thread(_greeting, gw.submission_port)  # per IP: both ports
+        held.append(s)
+        assert greet.startswith(b"421 4.7.0") and b"from your address" in greet
+        held.pop().close()
+        held.pop().close()  # one slot free again
+        s, greet = await asyncio.to_thread(_greeting, gw.relay_port)
+        held.append(s)
+        assert greet.startswith(b"220 ")
+    finally:
+        for s in held:
+            s.close()
+
+    settings.smtp.max_connections_per_ip = 10
+    gw = await start_gateway()
+    held = []
+    try:
+        for _ in range(3):
+            s, greet = await asyncio.to_thread(_greeting, gw.relay_port)
+            held.append(s)
+            assert greet.startswith(b"220 ")
+        s, greet = await asyncio.to_thread(_greeting, gw.relay_port)
+        held.append(s)
+        assert greet.startswith(b"421 4.7.0 Too many connections")
+    finally:
+        for s in held:
+            s.close()
+
+
+def _wait_for_close(port: int, script: list[bytes]) -> tuple[list[bytes], float]:
+    """Send the script, then read everything until the server closes; returns lines, seconds."""
+    s = socket.create_connection((HOST, port), timeout=15)
+    try:
+        t0 = time.monotonic()
+        for line in script:
+            s.sendall(line)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        return data.split(b"\r\n"), time.monotonic() - t0
+    finally:
+        s.close()
+
+
+async def test_idle_session_gets_421_and_is_closed(
+    settings: Settings, start_gateway: StartGateway
+) -> None:
+    settings.smtp.command_timeout = timedelta(seconds=1)
+    gw = await start_gateway()
+    lines, took = await asyncio.to_thread(_wait_for_close, gw.relay_port, [b"EHLO c\r\n"])
+    assert any(x.startswith(b"421 4.4.2") for x in lines), lines
+    assert 0.9 < took < 10
+
+
+async def test_stalled_data_gets_421_and_nothing_is_stored(
+    settings: Settings, db: Database, start_gateway: StartGateway
+) -> None:
+    settings.smtp.command_timeout = timedelta(seconds=30)
+    settings.smtp.data_timeout = timedelta(seconds=1)
+    gw = await start_gateway()
+    script = [b"HELO c\r\nMAIL FROM:<a@a.test>\r\nRCPT TO:<vanban@localhost>\r\nDATA\r\n"]
+    script.append(b"Subject: never finished\r\n\r\nhalf a body")  # and then nothing
+    lines, took = await asyncio.to_thread(_wait_for_close, gw.relay_port, script)
+    assert any(x.startswith(b"354") for x in lines)
+    assert any(x.startswith(b"421 4.4.2") for x in lines), lines
+    assert took < 10
+    assert await stored(db) == []
+
+
+async def test_a_slow_but_steady_upload_is_not_cut_by_the_command_timeout(
+    settings: Settings, db: Database, start_gateway: StartGateway
+) -> None:
+    settings.smtp.command_timeout = timedelta(seconds=1)  # DATA has its own, longer timeout
+    gw = await start_gateway()
+
+    def run() -> Reply:
+        c = RawClient(gw.relay_port)
+        try:
+            c.reply()
+            for cmd in (b"HELO c", b"MAIL FROM:<a@a.test>", b"RCPT TO:<vanban@localhost>"):
+                c.cmd(cmd)
+            assert c.cmd(b"DATA").code == 354
+            c.send(b"Subject: slow\r\n\r\n")
+            for _ in range(6):
+                time.sleep(0.3)
+                c.send(b"a line\r\n")
+            c.send(b".\r\n")
+            return c.reply()
+        finally:
+            c.close()
+
+    assert (await asyncio.to_thread(run)).code == 250
+    assert len(await stored(db)) == 1
+
+
+async def test_unknown_and_bad_commands_get_clear_answers(
+    settings: Settings, start_gateway: StartGateway
+) -> None:
+    gw = await start_gateway()
+    replies = await asyncio.to_thread(
+        raw_session,
+        gw.relay_port,
+        [
+            b"EHLO c\r\n",
+            b"XYZZY\r\n",
+            b"MAIL FROM:<a\x01b@a.test>\r\n",
+            b"MAIL FROM:<a@a.test>\r\n",
+            b"RCPT TO:<not an address>\r\n",
+            b"DATA\r\n",
+            b"MAIL FROM:<" + b"a" * 600 + b"@a.test>\r\n",
+        ],
+    )
+    assert [r.code for r in replies] == [220, 250, 500, 553, 250, 553, 503, 500]
+    _ = await send(gw.relay_port, ["vanban@localhost"])  # still serving
