@@ -16,7 +16,9 @@ from signing.errors import SignerConfigError
 
 def load_signer(
     cert_pem: bytes, key_pem: bytes
-) -> tuple[x509.Certificate, list[x509.Certificate], object]:
+) -> tuple[
+    x509.Certificate, list[x509.Certificate], rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+]:
     """(certificate, chain, key) from PEM, or :class:`SignerConfigError` saying what is wrong."""
     try:
         certs = x509.load_pem_x509_certificates(cert_pem)
@@ -28,7 +30,8 @@ def load_signer(
         raise SignerConfigError(f"signing key is not an unencrypted PEM key: {exc}") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise SignerConfigError("signing key must be RSA or ECDSA")
-    if certs[0].public_key().public_numbers() != key.public_key().public_numbers():
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if certs[0].public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
         raise SignerConfigError("signing key does not match the first certificate")
     return certs[0], certs[1:], key
 

@@ -96,12 +96,15 @@ def split_smime(raw_message: bytes) -> tuple[bytes, bytes | None] | None:
         parts = message.get_payload()
         if not isinstance(parts, list) or len(parts) < 2:
             return None
-        signature = parts[1].get_payload(decode=True)
-        return (signature, signed) if signature else None
+        sig_part = parts[1]
+        if isinstance(sig_part, str):
+            return None
+        signature = sig_part.get_payload(decode=True)
+        return (signature, signed) if isinstance(signature, bytes) and signature else None
     if ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
         message = message_from_bytes(raw_message, policy=policy.compat32)
         payload = message.get_payload(decode=True)
-        return (payload, None) if payload else None
+        return (payload, None) if isinstance(payload, bytes) and payload else None
     return None
 
 

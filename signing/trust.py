@@ -115,7 +115,8 @@ class TrustStore:
         anchors, crls = list(anchors), list(crls)
         cert_files = _files(anchors, _CERT_SUFFIXES)
         crl_files = _files(crls, _CRL_SUFFIXES)
-        roots, inter = [], []
+        roots: list[asn1_x509.Certificate] = []
+        inter: list[asn1_x509.Certificate] = []
         for path in cert_files:
             for cert in _load_certs(path):
                 (roots if _is_root(cert) else inter).append(cert)
