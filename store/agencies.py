@@ -18,7 +18,10 @@ STRICT_CODE = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
 LEGACY_CODE = re.compile(r"^\d{2}\.\d{2}\.[A-Z]\d{2}$")
 TLS_POLICIES = ("verify", "encrypt", "may", "none")
 COLUMNS = ("code", "name", "aliases", "domains", "address", "route", "tls")
-_ROUTE = re.compile(r"^(mx|smtp://[A-Za-z0-9.\-]+:\d{1,5}|smtp://\[[0-9a-fA-F:.]+\]:\d{1,5})$")
+# smtp:// is a smarthost; lmtp:// is a final mail store (e.g. Dovecot) spoken to in LMTP.
+_ROUTE = re.compile(
+    r"^(mx|(smtp|lmtp)://[A-Za-z0-9.\-]+:\d{1,5}|(smtp|lmtp)://\[[0-9a-fA-F:.]+\]:\d{1,5})$"
+)
 
 
 class AgencyError(ValueError):
@@ -45,7 +48,9 @@ class AgencyIn:
         if self.address.count("@") != 1 or not all(self.address.split("@")):
             raise AgencyError(f"address {self.address!r} is not an e-mail address")
         if not _ROUTE.match(self.route):
-            raise AgencyError(f"route {self.route!r}: expected mx or smtp://host:port")
+            raise AgencyError(
+                f"route {self.route!r}: expected mx, smtp://host:port or lmtp://host:port"
+            )
         if self.tls not in TLS_POLICIES:
             raise AgencyError(f"tls {self.tls!r}: expected one of {', '.join(TLS_POLICIES)}")
         self.domains = [d.lower().rstrip(".") for d in self.domains]

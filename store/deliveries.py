@@ -37,7 +37,7 @@ class ClaimedDelivery:
     attempts: int
     created_at: dt.datetime
     warned_at: dt.datetime | None
-    route: str | None  # the agency's route (`smtp://host:port` or `mx`), None when no agency
+    route: str | None  # the agency's route (`smtp://`/`lmtp://host:port`, `mx`); None: no agency
     tls: str | None  # the agency's TLS policy
     mail_from: str
     source: str
@@ -53,7 +53,7 @@ class ClaimedDelivery:
 
 def destination_key(route: str | None, recipient: str) -> str:
     """The next hop a delivery shares with others: the agency's smarthost, else the domain."""
-    if route and route.startswith("smtp://"):
+    if route and route.startswith(("smtp://", "lmtp://")):
         return route
     return recipient.rpartition("@")[2].lower()
 

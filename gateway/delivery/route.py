@@ -1,5 +1,7 @@
 """Where a delivery goes: the agency's smarthost, else `[delivery] smarthost`, else MX.
 
+An agency route `lmtp://host:port` names a final mail store (Dovecot, Cyrus) spoken to in LMTP.
+
 MX look-ups use dnspython's async resolver with a lifetime, so a dead DNS server is a
 temporary failure after a bounded wait, and a domain that does not exist (or publishes a
 null MX, RFC 7505) is a permanent one.
@@ -24,7 +26,7 @@ class RouteInput:
 
 
 def split_hostport(value: str, default_port: int = 25) -> tuple[str, int]:
-    value = value.removeprefix("smtp://")
+    value = value.removeprefix("smtp://").removeprefix("lmtp://")
     host, sep, port = value.rpartition(":")
     if not sep:
         return value, default_port
@@ -36,9 +38,9 @@ async def resolve(
 ) -> list[Target] | Result:
     """The servers to try in order, or a failure `Result` when there is nowhere to go."""
     policy = r.tls or ("verify" if require_tls else "may")
-    if r.route and r.route.startswith("smtp://"):
+    if r.route and r.route.startswith(("smtp://", "lmtp://")):
         host, port = split_hostport(r.route)
-        return [Target(host, port, policy)]
+        return [Target(host, port, policy, lmtp=r.route.startswith("lmtp://"))]
     if smarthost:
         host, port = split_hostport(smarthost)
         return [Target(host, port, policy)]

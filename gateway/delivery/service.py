@@ -152,7 +152,7 @@ class DeliveryService:
             self._claimed.discard(d.id)
             log.info(
                 f"delivery {d.id} to {d.recipient}: {applied.state}",
-                extra={"delivery": d.id, "message": d.message_id, "reply": result.reply},
+                extra={"delivery": d.id, "message_id": d.message_id, "reply": result.reply},
             )
         except LostClaim as e:
             self._claimed.discard(d.id)

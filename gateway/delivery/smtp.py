@@ -3,7 +3,8 @@
 The answer is a `Result`: delivered (2xx after DATA), temporary (4xx, timeouts, refused
 connections, a TLS policy the server cannot meet) or permanent (5xx). `unreachable` marks
 failures of the server itself rather than of this message, which count towards pausing the
-destination.
+destination. An LMTP target (RFC 2033) differs only in its greeting, LHLO instead of EHLO:
+with one recipient per delivery the one reply after DATA is that recipient's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import aiosmtplib
 Outcome = Literal["delivered", "temporary", "permanent"]
 TLS_REQUIRED = ("verify", "encrypt")
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
-_SESSION_STAGES = ("the greeting", "EHLO", "STARTTLS")
+_SESSION_STAGES = ("the greeting", "EHLO", "LHLO", "STARTTLS")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Target:
     host: str
     port: int
     tls: str  # verify | encrypt | may | none
+    lmtp: bool = False  # speak LMTP (LHLO) to a final mail store
 
     @property
     def name(self) -> str:
@@ -149,8 +151,8 @@ async def send(
             return _from_response(e.code, e.message, target, "the greeting", False)
         except (aiosmtplib.SMTPConnectError, OSError) as e:
             return _temporary(target, f"connect failed: {_one_line(str(e)) or type(e).__name__}")
-        stage = "EHLO"
-        await _hello(client, t)
+        stage = "LHLO" if target.lmtp else "EHLO"
+        await _hello(client, t, target.lmtp)
         if client.supports_extension("starttls") and target.tls != "none":
             stage = "STARTTLS"
             try:
@@ -170,8 +172,8 @@ async def send(
                     target, f"TLS handshake failed ({_one_line(str(e))})", status="4.7.5"
                 )
             tls = True
-            stage = "EHLO"
-            await _hello(client, t)
+            stage = "LHLO" if target.lmtp else "EHLO"
+            await _hello(client, t, target.lmtp)
         elif target.tls in TLS_REQUIRED:
             return _temporary(
                 target,
@@ -228,7 +230,16 @@ async def send(
         client.close()
 
 
-async def _hello(client: aiosmtplib.SMTP, seconds: float) -> None:
+async def _hello(client: aiosmtplib.SMTP, seconds: float, lmtp: bool = False) -> None:
+    if lmtp:  # LMTP has no HELO fallback; a refused LHLO is an SMTPResponseException
+        assert client.local_hostname is not None
+        resp = await client.execute_command(
+            b"LHLO", client.local_hostname.encode("ascii"), timeout=seconds
+        )
+        if resp.code != 250:
+            raise aiosmtplib.SMTPHeloError(resp.code, resp.message)
+        client.last_ehlo_response = resp  # parses the extensions (STARTTLS, SIZE, 8BITMIME)
+        return
     try:
         await client.ehlo(timeout=seconds)
     except aiosmtplib.SMTPHeloError:

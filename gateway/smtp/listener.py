@@ -25,6 +25,17 @@ from store.db import Database
 
 log = logging.getLogger("edocgw.smtp")
 
+
+class _DropOwnDeprecation(logging.Filter):
+    """aiosmtpd 1.4 sets its own deprecated Session.login_data on every successful AUTH and
+    then warns about it; nothing of ours reads it, so the warning is noise in our log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_DropOwnDeprecation())
+
 IDENT = "ESMTP edocgw"
 DRAIN_SECONDS = 10.0  # how long sessions in DATA may finish when the service stops
 
