@@ -85,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--address", required=True, help="the agency's inbox address")
     q.add_argument("--alias", action="append", default=[], help="another name (repeatable)")
     q.add_argument("--domain", action="append", default=[], help="a mail domain (repeatable)")
-    q.add_argument("--route", default="mx", help="mx or smtp://host:port")
+    q.add_argument(
+        "--route", default="mx", help="mx, smtp://host:port (smarthost) or lmtp://host:port"
+    )
     q.add_argument("--tls", default="verify", choices=["verify", "encrypt", "may", "none"])
     q.set_defaults(func=cmd_agency_add)
     q = asub.add_parser("list", parents=[common], help="list agencies")
