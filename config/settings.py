@@ -160,7 +160,18 @@ class TrustSettings(Section):
         "hard-fail",
         description="hard-fail: no revocation data means indeterminate; soft-fail: valid.",
     )
-    ocsp: bool = Field(False, description="Allow OCSP look-ups over the network (off).")
+    ocsp: bool = Field(
+        False,
+        description="OCSP look-ups over the network. Not supported: revocation is checked "
+        "offline against the configured CRLs only.",
+    )
+
+    @field_validator("ocsp")
+    @classmethod
+    def _no_ocsp(cls, v: bool) -> bool:
+        if v:
+            raise ValueError("expected false: OCSP is not supported, configure CRLs in trust.crls")
+        return v
 
 
 Action = Literal["forward", "hold", "reject", "quarantine"]

@@ -37,11 +37,13 @@ def build_components(settings: Settings, db: Database) -> list[Component]:
     from gateway.delivery.service import DeliveryService
     from gateway.imap import ImapFetcher
     from gateway.pipeline import Pipeline
+    from gateway.retention import RetentionSweeper
     from gateway.sealer import EventSealer
     from gateway.smtp import SmtpListener
 
     components: list[Component] = [
         EventSealer(db),
+        RetentionSweeper(db, settings.logging.retention),
         Pipeline(settings, db),
         DeliveryService(settings, db),
     ]

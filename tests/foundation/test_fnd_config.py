@@ -90,3 +90,12 @@ def test_example_file_is_current_and_loads():
         if isinstance(section, dict):
             for key in section:
                 assert f"\n{key} = " in example.read_text(encoding="utf-8"), f"{name}.{key}"
+
+
+def test_ocsp_is_refused_rather_than_silently_ignored(tmp_path):
+    cfg = tmp_path / "edocgw.toml"
+    cfg.write_text("[trust]\nocsp = true\n", encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=r"trust\.ocsp = True: expected false: OCSP is not supported"
+    ):
+        load_settings(cfg, use_env=False)
