@@ -99,6 +99,12 @@ class SmtpSettings(Section):
     )
     tls_cert: str = Field("", description="PEM certificate for STARTTLS. Empty: self-signed.")
     tls_key: str = Field("", description="PEM private key for STARTTLS.")
+    data_memory_budget: int = Field(
+        1073741824,
+        ge=1024,
+        description="DATA octets all sessions may hold in memory at once; a message that "
+        "would exceed it gets 452 4.3.1 (try later). At least max_message_size.",
+    )
     max_connections: int = Field(200, ge=1, description="Concurrent SMTP sessions in total.")
     max_connections_per_ip: int = Field(50, ge=1, description="Concurrent sessions per client IP.")
     command_timeout: Duration = Field(

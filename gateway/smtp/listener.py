@@ -18,6 +18,7 @@ from gateway.smtp.auth import SubmitAuthenticator
 from gateway.smtp.authlimit import AuthFailures, ConnectionLimiter
 from gateway.smtp.commit import Committer
 from gateway.smtp.directory import Directory
+from gateway.smtp.fastdata import MemoryBudget
 from gateway.smtp.handler import Handler, Shared
 from gateway.smtp.protocol import GatewaySMTP
 from gateway.tls import cert_pair, server_context
@@ -51,6 +52,9 @@ class SmtpListener:
         self.servers: dict[str, asyncio.Server] = {}
         self.committer: Committer | None = None
         self._shared: Shared | None = None
+        self.budget = MemoryBudget(
+            max(settings.smtp.data_memory_budget, settings.smtp.max_message_size)
+        )
 
     @property
     def relay_port(self) -> int:
@@ -117,6 +121,7 @@ class SmtpListener:
             "limiter": limiter,
             "sessions": self.sessions,
             "data_timeout": s.smtp.data_timeout.total_seconds(),
+            "budget": self.budget,
             "data_size_limit": s.smtp.max_message_size,
             "enable_SMTPUTF8": True,
             "decode_data": False,

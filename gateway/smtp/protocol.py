@@ -19,13 +19,14 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, syntax
 
 from gateway.smtp.authlimit import ConnectionLimiter
-from gateway.smtp.fastdata import read_data
+from gateway.smtp.fastdata import MemoryBudget, read_data
 
 _SIZE_PARAM = re.compile(r"(?:^|\s)SIZE=(\d+)", re.IGNORECASE)
 _ANGLE_TRAILING_DOT = re.compile(r"^(\s*<[^>]*@[^>]*?)\.>(.*)$", re.DOTALL)
 _BARE_TRAILING_DOT = re.compile(r"^(\s*[^<\s]*@\S*?)\.(\s.*)?$", re.DOTALL)
 
 TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+NO_ROOM = "452 4.3.1 Insufficient system storage: too much mail in transit, try again later"
 
 
 def peer_ip(peer: Any) -> str:
@@ -46,8 +47,10 @@ class GatewaySMTP(SMTP):
         limiter: ConnectionLimiter,
         sessions: MutableSet[GatewaySMTP],
         data_timeout: float,
+        budget: MemoryBudget | None = None,
         **kwargs: Any,
     ) -> None:
+        self._budget = budget
         self._limiter = limiter
         self._sessions = sessions
         self._data_timeout = data_timeout
@@ -142,7 +145,7 @@ class GatewaySMTP(SMTP):
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             self._reset_timeout(self._data_timeout)
             try:
-                result = await read_data(self._reader, self.data_size_limit)
+                result = await read_data(self._reader, self.data_size_limit, self._budget)
             except ConnectionResetError:
                 if self.transport is not None:
                     self.transport.close()
@@ -150,11 +153,15 @@ class GatewaySMTP(SMTP):
             self._reset_timeout()
             if result.content is None:
                 self._set_post_data_state()
-                await self.push(TOO_BIG)
+                await self.push(NO_ROOM if result.no_room else TOO_BIG)
                 return
             self.envelope.content = result.content
             self.envelope.original_content = result.content
-            status = await self._call_handler_hook("DATA")
+            try:
+                status = await self._call_handler_hook("DATA")
+            finally:
+                if self._budget is not None:
+                    self._budget.give_back(result.held)
             self._set_post_data_state()
             await self.push(status)
         finally:

@@ -205,3 +205,46 @@ async def test_unknown_and_bad_commands_get_clear_answers(
     )
     assert [r.code for r in replies] == [220, 250, 500, 553, 250, 553, 503, 500]
     _ = await send(gw.relay_port, ["vanban@localhost"])  # still serving
+
+
+async def test_memory_budget_across_sessions_answers_452_then_recovers(
+    settings: Settings, db: Database, start_gateway: StartGateway
+) -> None:
+    """Sessions share one budget of DATA bytes in memory: past it, 452 (try later), not OOM."""
+    settings.smtp.max_message_size = 64 * 1024
+    settings.smtp.data_memory_budget = 100 * 1024
+    gw = await start_gateway()
+    line = b"x" * 998 + b"\r\n"
+
+    def open_data(c: RawClient) -> None:
+        c.reply()
+        for cmd in (b"HELO c", b"MAIL FROM:<a@a.test>", b"RCPT TO:<vanban@localhost>"):
+            assert c.cmd(cmd).code == 250
+        assert c.cmd(b"DATA").code == 354
+
+    def run() -> tuple[Reply, Reply, Reply, int]:
+        a, b = RawClient(gw.relay_port), RawClient(gw.relay_port)
+        try:
+            open_data(a)
+            a.send(b"Subject: a\r\n\r\n" + line * 60)  # ~60 KB held, not finished
+            time.sleep(0.5)
+            open_data(b)
+            b.send(b"Subject: b\r\n\r\n" + line * 50 + b".\r\n")  # would pass 100 KB in all
+            refused = b.reply()
+            a.send(b".\r\n")
+            accepted = a.reply()
+            assert b.cmd(b"MAIL FROM:<a@a.test>").code == 250  # the client retries
+            assert b.cmd(b"RCPT TO:<vanban@localhost>").code == 250
+            assert b.cmd(b"DATA").code == 354
+            b.send(b"Subject: b\r\n\r\n" + line * 50 + b".\r\n")
+            retried = b.reply()
+            return refused, accepted, retried, gw.budget.used
+        finally:
+            a.close()
+            b.close()
+
+    refused, accepted, retried, used_after = await asyncio.to_thread(run)
+    assert (refused.code, refused.text[:5]) == (452, "4.3.1")
+    assert (accepted.code, retried.code) == (250, 250)
+    assert used_after == 0
+    assert sorted(m.subject for m in await stored(db)) == ["a", "b"]
