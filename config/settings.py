@@ -116,9 +116,6 @@ class SmtpSettings(Section):
     auth_failures_per_minute: int = Field(
         5, ge=1, description="Failed AUTH attempts per client IP per minute before 421."
     )
-    processes: int = Field(
-        1, ge=1, le=64, description="Receiving processes sharing the listening sockets."
-    )
 
 
 class ImapAccount(Section):

@@ -69,13 +69,6 @@ class SmtpListener:
 
     async def start(self) -> None:
         s = self.settings
-        if s.smtp.processes > 1:
-            # Measured on 2 cores (bench/ingest, smtp-source and PostgreSQL on the same box):
-            # a second receiving process gained nothing, so only one runs for now.
-            log.warning(
-                "[smtp] processes > 1 is not supported yet; running one receiving process",
-                extra={"processes": s.smtp.processes},
-            )
         pair = await asyncio.to_thread(cert_pair, s)
         tls = await asyncio.to_thread(server_context, pair)
         self.committer = Committer(self.db)
