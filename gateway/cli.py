@@ -331,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     from gateway.logsetup import setup_logging
 
-    setup_logging(settings.logging.level, settings.logging.format)
+    # The service logs at the configured level; one-shot commands speak only when it matters.
+    level = settings.logging.level if args.command == "serve" else "WARNING"
+    setup_logging(level, settings.logging.format)
     try:
         return int(args.func(args, settings) or 0)
     except KeyboardInterrupt:
