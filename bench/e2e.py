@@ -37,7 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import MAIN_CF, POSTFIX, free_port, wait_port  # noqa: E402
+from ingest import free_port, wait_port  # noqa: E402
+
+from tests.support.postfix import Postfix as LoopbackPostfix  # noqa: E402
+from tests.support.postfix import PostfixError  # noqa: E402
 
 AGENCY = "000.00.00.H99"
 RCPT = "vanban@dich.gov.vn"
@@ -260,49 +263,28 @@ format = "json"
 
 
 class Postfix:
-    """A loopback Postfix relaying everything to `sink_port` (bench/ingest.py's main.cf)."""
+    """The loopback Postfix of tests/support/postfix.py, relaying everything to `sink_port`."""
 
     def __init__(self, tmp: Path, sink_port: int) -> None:
-        self.dir, self.conf = tmp / "postfix", tmp / "postfix" / "conf"
-        self.port, self.sink_port = free_port(), sink_port
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.instance = LoopbackPostfix(
+            relayhost=f"127.0.0.1:{sink_port}",
+            hostname="bench.localdomain",
+            root=tmp / "postfix",
+            process_limit=200,
+        )
+
+    @property
+    def port(self) -> int:
+        return self.instance.port
 
     def start(self) -> None:
-        for sub in ("conf", "queue", "data"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        self.dir.chmod(0o755)
-        self.dir.parent.chmod(0o755)
-        shutil.chown(self.dir / "data", user="postfix")
-        (self.conf / "main.cf").write_text(MAIN_CF.format(d=self.dir, sink=self.sink_port))
-        master = [f"127.0.0.1:{self.port} inet n - n - - smtpd"]
-        for line in Path("/etc/postfix/master.cf").read_text().splitlines():
-            if line.startswith("#") or not line.strip():
-                continue
-            f = line.split()
-            if not line[0].isspace() and len(f) >= 8 and f[1] == "inet":
-                continue
-            if not line[0].isspace() and len(f) >= 8 and f[4] == "y":
-                f[4] = "n"
-                line = "  ".join(f)
-            master.append(line)
-        (self.conf / "master.cf").write_text("\n".join(master) + "\n")
-        self.proc = subprocess.Popen(
-            [POSTFIX, "-c", str(self.conf), "start-fg"],
-            stdout=open(self.dir / "maillog", "wb"),  # noqa: SIM115 - closed with the process
-            stderr=subprocess.STDOUT,
-        )
-        wait_port(self.port)
+        try:
+            self.instance.start()
+        except PostfixError as e:
+            raise SystemExit(str(e)) from None
 
     def stop(self) -> None:
-        subprocess.run(
-            [POSTFIX, "-c", str(self.conf), "stop"], capture_output=True, timeout=60, check=False
-        )
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        self.instance.stop()
 
 
 async def stage_breakdown(url: str) -> str:

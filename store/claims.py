@@ -30,6 +30,27 @@ async def claim(
     order_by: Sequence[Any] = (),
 ) -> list[int]:
     """Claim up to `limit` ids matching `where` whose claim is free or expired."""
+    rows = await claim_rows(
+        session, model, worker=worker, lease=lease, limit=limit, where=where, order_by=order_by
+    )
+    return sorted(r[0] for r in rows)
+
+
+async def claim_rows(
+    session: AsyncSession,
+    model: Claimable,
+    *,
+    worker: str,
+    lease: dt.timedelta,
+    limit: int,
+    where: Sequence[ColumnElement[bool]] = (),
+    order_by: Sequence[Any] = (),
+    values: dict[str, Any] | None = None,
+    returning: Sequence[Any] = (),
+) -> Sequence[Any]:
+    """`claim`, also setting `values` on the claimed rows and returning `returning` columns
+    (after the id), all in the one statement: a worker can claim a batch, count an attempt
+    and read what it needs in a single round trip."""
     picked = (
         select(model.id)
         .where(
@@ -44,11 +65,11 @@ async def claim(
     rows = await session.execute(
         update(model)
         .where(model.id.in_(select(picked.c.id)))
-        .values(claimed_by=worker, claimed_until=func.now() + lease)
-        .returning(model.id)
+        .values(claimed_by=worker, claimed_until=func.now() + lease, **(values or {}))
+        .returning(model.id, *returning)
         .execution_options(synchronize_session=False)
     )
-    return sorted(r[0] for r in rows)
+    return rows.all()
 
 
 async def release(session: AsyncSession, model: Claimable, ids: Sequence[int], worker: str) -> None:

@@ -4,22 +4,29 @@ Documents, signatures, deliveries, the message's new state and every event go in
 so a crash leaves either all of it or none (the message is then still `received` and is
 processed again). Writing twice is harmless: earlier documents of the message are replaced,
 and deliveries are keyed by (message, recipient) with ON CONFLICT DO NOTHING.
+
+The pipeline works in batches: `claim_received` claims up to N messages, counts an attempt
+for each and reads their envelopes (and small raw messages) in one statement; `write_batch`
+stores the results of many messages in one statement (multi-row inserts from arrays), fenced
+by the claim: only messages still `received` and claimed by the writer are written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
+from store.claims import claim_rows
 from store.db import CHANNEL_DELIVERIES
 from store.events import append_event
-from store.messages import notify
-from store.models import Delivery, Document, Message, Signature
+from store.models import Message
 
 
 @dataclass
@@ -77,24 +84,52 @@ class MessageResult:
     error: str | None = None
 
 
-_FACT_COLUMNS = frozenset(
-    {
-        "kind",
-        "kind_abbr",
-        "number",
-        "year",
-        "notation",
-        "issuer",
-        "place",
-        "doc_date",
-        "subject",
-        "signer",
-        "urgency",
-        "secrecy",
-        "recipients",
-        "agency_codes",
-    }
-)
+@dataclass
+class ClaimedMessage:
+    """A message a worker has just claimed, with its attempt already counted."""
+
+    id: int
+    attempts: int
+    source: str
+    mail_from: str
+    rcpt_to: list[str]
+    size: int
+    raw: bytes | None  # None when larger than the claim's inline limit: read it alone
+
+
+async def claim_received(
+    session: AsyncSession, *, worker: str, lease: dt.timedelta, limit: int, inline_max: int
+) -> list[ClaimedMessage]:
+    """Claim up to *limit* `received` messages (oldest first), count one more attempt for
+    each and return what processing needs, in one statement. The caller commits before
+    working, so an attempt that crashes the process is counted too."""
+    rows = await claim_rows(
+        session,
+        Message,
+        worker=worker,
+        lease=lease,
+        limit=limit,
+        where=[Message.state == "received", Message.source != "internal"],
+        order_by=[Message.received_at],
+        values={"attempts": Message.attempts + 1},
+        returning=[
+            Message.attempts,
+            Message.source,
+            Message.mail_from,
+            Message.rcpt_to,
+            Message.size,
+            case((Message.size <= inline_max, Message.raw), else_=None),
+        ],
+    )
+    return sorted(
+        (ClaimedMessage(r[0], r[1], r[2], r[3] or "", list(r[4] or []), r[5], r[6]) for r in rows),
+        key=lambda m: m.id,
+    )
+
+
+async def read_raw(session: AsyncSession, message_id: int) -> bytes:
+    """The raw bytes of one message (those too big to come with the claim)."""
+    return (await session.execute(select(Message.raw).where(Message.id == message_id))).scalar_one()
 
 
 async def lock_claimed(session: AsyncSession, message_id: int, worker: str) -> Message | None:
@@ -117,96 +152,276 @@ async def lock_claimed(session: AsyncSession, message_id: int, worker: str) -> M
 
 
 async def write_results(session: AsyncSession, message: Message, r: MessageResult) -> list[int]:
-    """Store *r* for the locked *message*; returns the ids of deliveries created now."""
-    await session.execute(delete(Document).where(Document.message_id == message.id))
-    await session.execute(delete(Signature).where(Signature.message_id == message.id))
-    for doc in r.documents:
-        values = {k: v for k, v in doc.facts.items() if k in _FACT_COLUMNS}
-        doc_id = (
-            await session.execute(
-                insert(Document)
-                .values(
-                    message_id=message.id,
-                    part_path=doc.part_path,
-                    filename=doc.filename,
-                    declared_type=doc.declared_type,
-                    detected_type=doc.detected_type,
-                    size=doc.size,
-                    sha256=doc.sha256,
-                    sources=doc.sources,
-                    confidence=doc.confidence,
-                    flags=doc.flags,
-                    defects=doc.defects,
-                    verdict=doc.verdict,
-                    **values,
-                )
-                .returning(Document.id)
-            )
-        ).scalar_one()
-        await _insert_signatures(session, message.id, doc_id, doc.signatures)
-    await _insert_signatures(session, message.id, None, r.message_signatures)
-
-    created: list[int] = []
-    for d in r.deliveries:
-        new_id = (
-            await session.execute(
-                insert(Delivery)
-                .values(
-                    message_id=message.id,
-                    recipient=d.recipient,
-                    agency_code=d.agency_code,
-                    priority=d.priority,
-                    state=d.state,
-                )
-                .on_conflict_do_nothing(constraint="uq_deliveries_message_recipient")
-                .returning(Delivery.id)
-            )
-        ).scalar_one_or_none()
-        if new_id is not None:
-            created.append(new_id)
-
-    message.state = r.state
-    message.verdict = r.verdict
-    message.urgency = r.urgency
-    message.error = r.error
-    message.claimed_by = None
-    message.claimed_until = None
-    message.updated_at = dt.datetime.now(dt.UTC)
-    for kind, detail in r.events:
-        await append_event(session, kind, message_id=message.id, detail=detail)
-    if any(d.state == "queued" for d in r.deliveries):
-        await notify(session, CHANNEL_DELIVERIES, str(message.id))
+    """Store *r* for the locked *message* (claimed by its `claimed_by`); returns the ids of
+    deliveries created now."""
+    worker = message.claimed_by or ""
+    created = (await write_batch(session, worker, [r])).get(message.id, [])
+    now = dt.datetime.now(dt.UTC)
+    for attr, value in (
+        ("state", r.state),
+        ("verdict", r.verdict),
+        ("urgency", r.urgency),
+        ("error", r.error),
+        ("claimed_by", None),
+        ("claimed_until", None),
+        ("updated_at", now),
+    ):
+        set_committed_value(message, attr, value)
     return created
 
 
-async def _insert_signatures(
-    session: AsyncSession, message_id: int, document_id: int | None, rows: list[SignatureRow]
+async def write_batch(
+    session: AsyncSession, worker: str, results: Sequence[MessageResult]
+) -> dict[int, list[int]]:
+    """Store every result whose message is still `received` and claimed by *worker*, in one
+    statement (so one round trip, and all or nothing). Returns, for each message written,
+    the ids of the deliveries created now; a message missing from it lost its claim and got
+    nothing written."""
+    if not results:
+        return {}
+    rows = (await session.execute(_WRITE_BATCH, batch_params(worker, results))).all()
+    out: dict[int, list[int]] = {}
+    for what, _id, message_id in rows:
+        if what == "message":
+            out.setdefault(message_id, [])
+    for what, row_id, message_id in rows:
+        if what == "delivery":
+            out.setdefault(message_id, []).append(row_id)
+    return out
+
+
+def _json(value: Any) -> str:
+    out = json.dumps(value, ensure_ascii=False, default=str)
+    if "\\u0000" in out:  # jsonb refuses NUL too: store U+FFFD in its place
+        out = json.dumps(_no_nul(value), ensure_ascii=False, default=str)
+    return out
+
+
+def _no_nul(value: Any) -> Any:
+    """*value* with NUL characters replaced: PostgreSQL text cannot hold them, and a mail can
+    carry them (an RFC 2231 filename with %00, an encoded-word subject, a PDF's text)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_no_nul(k): _no_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nul(v) for v in value]
+    return value
+
+
+def batch_params(worker: str, results: Sequence[MessageResult]) -> dict[str, Any]:
+    """The arrays `_WRITE_BATCH` takes: one column per array, one entry per row."""
+    p: dict[str, list[Any]] = {k: [] for k in _ARRAYS}
+    for r in results:
+        mid = r.message_id
+        for k, v in (
+            ("m_id", mid),
+            ("m_state", r.state),
+            ("m_verdict", r.verdict),
+            ("m_urgency", r.urgency),
+            ("m_error", r.error),
+        ):
+            p[k].append(v)
+        for doc in r.documents:
+            p["d_message"].append(mid)
+            p["d_part"].append(doc.part_path)
+            p["d_filename"].append(doc.filename)
+            p["d_declared"].append(doc.declared_type)
+            p["d_detected"].append(doc.detected_type)
+            p["d_size"].append(doc.size)
+            p["d_sha256"].append(doc.sha256)
+            p["d_verdict"].append(doc.verdict)
+            facts = doc.facts
+            for col in _TEXT_FACTS:
+                p[f"d_{col}"].append(facts.get(col))
+            p["d_year"].append(facts.get("year"))
+            p["d_doc_date"].append(facts.get("doc_date"))
+            for col in ("recipients", "agency_codes"):
+                p[f"d_{col}"].append(_json(list(facts.get(col) or [])))
+            p["d_sources"].append(_json(doc.sources))
+            p["d_confidence"].append(_json(doc.confidence))
+            p["d_flags"].append(_json(list(doc.flags)))
+            p["d_defects"].append(_json(list(doc.defects)))
+            # the document's position in the arrays is its ordinality in the statement
+            _signature_params(p, mid, len(p["d_message"]), doc.signatures)
+        _signature_params(p, mid, None, r.message_signatures)
+        for d in r.deliveries:
+            p["l_message"].append(mid)
+            p["l_recipient"].append(d.recipient)
+            p["l_agency"].append(d.agency_code)
+            p["l_priority"].append(d.priority)
+            p["l_state"].append(d.state)
+        for kind, detail in r.events:
+            p["e_message"].append(mid)
+            p["e_kind"].append(kind)
+            p["e_detail"].append(_json(detail or {}))
+        if any(d.state == "queued" for d in r.deliveries):
+            p["n_message"].append(mid)
+    for k, sql_type in _ARRAYS.items():
+        if sql_type == "text":
+            p[k] = [_no_nul(v) for v in p[k]]
+    return {"worker": worker, **p}
+
+
+def _signature_params(
+    p: dict[str, list[Any]], message_id: int, doc_ord: int | None, rows: list[SignatureRow]
 ) -> None:
-    if not rows:
-        return
-    await session.execute(
-        insert(Signature),
-        [
-            {
-                "message_id": message_id,
-                "document_id": document_id,
-                "format": s.format,
-                "verdict": s.verdict,
-                "reason": s.reason,
-                "signer_cn": s.signer_cn,
-                "signer_o": s.signer_o,
-                "signer_uid": s.signer_uid,
-                "serial": s.serial,
-                "issuer_cn": s.issuer_cn,
-                "cert_sha256": s.cert_sha256,
-                "signing_time": s.signing_time,
-                "signing_time_source": s.signing_time_source,
-                "covers_whole_file": s.covers_whole_file,
-                "detail": s.detail,
-            }
-            for s in rows
-        ],
+    for s in rows:
+        p["s_message"].append(message_id)
+        p["s_doc_ord"].append(doc_ord)
+        for col in _SIGNATURE_COLUMNS:
+            p[f"s_{col}"].append(getattr(s, col))
+
+
+_TEXT_FACTS = (
+    "kind",
+    "kind_abbr",
+    "number",
+    "notation",
+    "issuer",
+    "place",
+    "subject",
+    "signer",
+    "urgency",
+    "secrecy",
+)
+_SIGNATURE_COLUMNS = (
+    "format",
+    "verdict",
+    "reason",
+    "signer_cn",
+    "signer_o",
+    "signer_uid",
+    "serial",
+    "issuer_cn",
+    "cert_sha256",
+    "signing_time",
+    "signing_time_source",
+    "covers_whole_file",
+    "detail",
+)
+_SIGNATURE_TYPES = {"signing_time": "timestamptz", "covers_whole_file": "boolean"}
+
+# name -> SQL array type, in the order of the unnest() column lists below
+_ARRAYS: dict[str, str] = {
+    "m_id": "bigint",
+    "m_state": "text",
+    "m_verdict": "text",
+    "m_urgency": "text",
+    "m_error": "text",
+    "d_message": "bigint",
+    "d_part": "text",
+    "d_filename": "text",
+    "d_declared": "text",
+    "d_detected": "text",
+    "d_size": "bigint",
+    "d_sha256": "text",
+    "d_verdict": "text",
+    **{f"d_{c}": "text" for c in _TEXT_FACTS},
+    "d_year": "integer",
+    "d_doc_date": "date",
+    "d_recipients": "text",
+    "d_agency_codes": "text",
+    "d_sources": "text",
+    "d_confidence": "text",
+    "d_flags": "text",
+    "d_defects": "text",
+    "s_message": "bigint",
+    "s_doc_ord": "bigint",
+    **{f"s_{c}": _SIGNATURE_TYPES.get(c, "text") for c in _SIGNATURE_COLUMNS},
+    "l_message": "bigint",
+    "l_recipient": "text",
+    "l_agency": "text",
+    "l_priority": "smallint",
+    "l_state": "text",
+    "e_message": "bigint",
+    "e_kind": "text",
+    "e_detail": "text",
+    "n_message": "bigint",
+}
+
+
+def _unnest(prefix: str) -> str:
+    """`unnest(CAST(:x AS t[]), …) WITH ORDINALITY AS alias(x, …, ord)` for one prefix."""
+    names = [k for k in _ARRAYS if k.startswith(prefix + "_")]
+    arrays = ", ".join(f"CAST(:{k} AS {_ARRAYS[k]}[])" for k in names)
+    cols = ", ".join(k[len(prefix) + 1 :] for k in names)
+    return f"unnest({arrays}) WITH ORDINALITY AS {prefix}({cols}, ord)"
+
+
+def _text_array(col: str) -> str:
+    return f"ARRAY(SELECT jsonb_array_elements_text(CAST(d.{col} AS jsonb)))"
+
+
+_FACT_SQL = ", ".join(f"d.{c}" for c in _TEXT_FACTS)
+_SIG_SQL = ", ".join(f"s.{c}" for c in _SIGNATURE_COLUMNS)
+
+# One statement, so one implicit transaction (or the caller's): the messages' new states
+# (fenced by the claim), their documents, signatures, deliveries, events and the NOTIFY for
+# new deliveries. Document ids are drawn first so signatures can name their document
+# without relying on the order of RETURNING; sibling CTEs see the same snapshot, so the
+# DELETEs remove only results an earlier attempt left, never the rows inserted here.
+_WRITE_BATCH = text(
+    f"""
+WITH owned AS (
+    UPDATE messages AS msg
+    SET state = m.state, verdict = m.verdict, urgency = m.urgency, error = m.error,
+        claimed_by = NULL, claimed_until = NULL, updated_at = now()
+    FROM {_unnest("m")}
+    WHERE msg.id = m.id AND msg.state = 'received' AND msg.claimed_by = :worker
+    RETURNING msg.id
+), old_sigs AS (
+    DELETE FROM signatures WHERE message_id IN (SELECT id FROM owned)
+), old_docs AS (
+    DELETE FROM documents WHERE message_id IN (SELECT id FROM owned)
+), doc AS (
+    SELECT nextval(pg_get_serial_sequence('documents', 'id')) AS id, d.*
+    FROM {_unnest("d")}
+    WHERE d.message IN (SELECT id FROM owned)
+), new_docs AS (
+    INSERT INTO documents (
+        id, message_id, part_path, filename, declared_type, detected_type, size, sha256,
+        verdict, {", ".join(_TEXT_FACTS)}, year, doc_date, recipients, agency_codes,
+        sources, confidence, flags, defects
     )
+    SELECT d.id, d.message, d.part, d.filename, d.declared, d.detected, d.size, d.sha256,
+           d.verdict, {_FACT_SQL}, d.year, d.doc_date, {_text_array("recipients")},
+           {_text_array("agency_codes")}, CAST(d.sources AS jsonb),
+           CAST(d.confidence AS jsonb), {_text_array("flags")}, {_text_array("defects")}
+    FROM doc AS d
+), new_sigs AS (
+    INSERT INTO signatures (message_id, document_id, {", ".join(_SIGNATURE_COLUMNS)})
+    SELECT s.message, doc.id, {_SIG_SQL}
+    FROM {_unnest("s")}
+    LEFT JOIN doc ON doc.ord = s.doc_ord
+    WHERE s.message IN (SELECT id FROM owned)
+), new_deliveries AS (
+    INSERT INTO deliveries (message_id, recipient, agency_code, priority, state)
+    SELECT l.message, l.recipient, l.agency, l.priority, l.state
+    FROM {_unnest("l")}
+    WHERE l.message IN (SELECT id FROM owned)
+    ORDER BY l.ord
+    ON CONFLICT ON CONSTRAINT uq_deliveries_message_recipient DO NOTHING
+    RETURNING id, message_id
+), new_events AS (
+    INSERT INTO events (kind, message_id, detail)
+    SELECT e.kind, e.message, CAST(e.detail AS jsonb)
+    FROM {_unnest("e")}
+    WHERE e.message IN (SELECT id FROM owned)
+    ORDER BY e.ord
+)
+SELECT 'message' AS what, id, id AS message_id FROM owned
+UNION ALL
+SELECT 'delivery', id, message_id FROM new_deliveries
+UNION ALL
+SELECT 'notify', NULL, sent.message
+FROM (
+    SELECT n.message, pg_notify('{CHANNEL_DELIVERIES}', CAST(n.message AS text))
+    FROM {_unnest("n")}
+    WHERE n.message IN (SELECT id FROM owned)
+) AS sent
+"""
+)
 
 
 async def begin_attempt(session: AsyncSession, message_id: int) -> int:

@@ -79,6 +79,32 @@ class ContentAnalysis:
 Analyser = Callable[[bytes, Path], ContentAnalysis]
 
 
+class AnalysisFailed(Exception):
+    """One message of `analyse_many` failed; the message is `Type: text` of the original
+    error (a plain string, so it crosses a process boundary whatever the original was)."""
+
+
+def analyse_many(
+    analyser: Analyser, jobs: list[tuple[bytes, Path]]
+) -> list[ContentAnalysis | AnalysisFailed]:
+    """Run *analyser* over several small messages in one executor call (one hand-off to the
+    thread or process instead of one per message); a failure stays with its own message."""
+    out: list[ContentAnalysis | AnalysisFailed] = []
+    for raw, spool in jobs:
+        try:
+            out.append(analyser(raw, spool))
+        except Exception as e:
+            out.append(AnalysisFailed(f"{type(e).__name__}: {e}"))
+    return out
+
+
+def spooled(analysis: ContentAnalysis) -> bool:
+    """Whether *analysis* left files in its spool directory (most mail has nothing to verify)."""
+    return analysis.smime is not None or any(
+        d.verify_path or d.detached_path for d in analysis.docs
+    )
+
+
 class _Spool:
     """Files of one message under its own directory, named by position (never by the
     sender's filename)."""
