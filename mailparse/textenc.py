@@ -9,8 +9,10 @@ _FALLBACK_CHARSETS = ("utf-8", "cp1258")
 
 
 def nfc(text: str) -> str:
-    """NFC-normalise: cp1258 and some PDF producers yield combining tone marks."""
-    return unicodedata.normalize("NFC", text)
+    """NFC-normalise: cp1258 and some PDF producers yield combining tone marks. NUL (which an
+    encoded-word or RFC 2231 `%00` can smuggle in) becomes U+FFFD: it means nothing in these
+    texts, and PostgreSQL refuses it in text columns."""
+    return unicodedata.normalize("NFC", text).replace("\x00", "\ufffd")
 
 
 def decode_bytes(data: bytes, charset: str | None = None) -> tuple[str, list[str]]:
