@@ -18,9 +18,18 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+ROLES = ("intake", "pipeline", "delivery", "admin")
+
+
 class GatewaySettings(Section):
     hostname: str = Field(
         "localhost", description="Name the gateway gives itself in SMTP greetings and Received."
+    )
+    roles: list[Literal["intake", "pipeline", "delivery", "admin"]] = Field(
+        list(ROLES),
+        description="What this serve process runs: intake (SMTP listeners, IMAP fetching), "
+        "pipeline, delivery, admin (web, API, metrics). Processes on one database share the "
+        "work, so e.g. one intake process and one pipeline+delivery process use two cores.",
     )
     data_dir: Path = Field(
         Path("./var"),
@@ -50,6 +59,13 @@ class GatewaySettings(Section):
         parse_duration("5m"),
         description="How long a worker's claim on a row lasts before another worker may take it.",
     )
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError(f"expected at least one of {', '.join(ROLES)}")
+        return list(dict.fromkeys(v))
 
     @field_validator("processing_addresses")
     @classmethod

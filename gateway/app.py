@@ -41,17 +41,22 @@ def build_components(settings: Settings, db: Database) -> list[Component]:
     from gateway.sealer import EventSealer
     from gateway.smtp import SmtpListener
 
+    roles = set(settings.gateway.roles)
+    # The sealer and the retention sweeper are cheap and safe to run in every process.
     components: list[Component] = [
         EventSealer(db),
         RetentionSweeper(db, settings.logging.retention),
-        Pipeline(settings, db),
-        DeliveryService(settings, db),
     ]
-    if settings.admin.enabled:
+    if "pipeline" in roles:
+        components.append(Pipeline(settings, db))
+    if "delivery" in roles:
+        components.append(DeliveryService(settings, db))
+    if "admin" in roles and settings.admin.enabled:
         components.append(AdminServer(settings, db, components))  # /healthz sees the list
-    components.append(SmtpListener(settings, db))
-    if settings.imap:
-        components.append(ImapFetcher(settings, db))  # one task per account
+    if "intake" in roles:
+        components.append(SmtpListener(settings, db))
+        if settings.imap:
+            components.append(ImapFetcher(settings, db))  # one task per account
     return components
 
 

@@ -99,6 +99,7 @@ class GatewayProcess:
     config: dict[str, dict[str, Any]]
     proc: asyncio.subprocess.Process | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    listens: bool = True  # False for a process without the intake role (no SMTP ports)
 
     @property
     def log_path(self) -> Path:
@@ -129,7 +130,7 @@ class GatewayProcess:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             ready = self._scan()
-            if ready and {"relay", "submission"} <= self.ports.keys():
+            if ready and (not self.listens or {"relay", "submission"} <= self.ports.keys()):
                 return self
             if self.proc.returncode is not None or time.monotonic() > deadline:
                 await self.stop()
