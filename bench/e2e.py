@@ -9,6 +9,7 @@ accept-to-delivered latency. Loads: plain 1 KB, 200 KB, and a message with one s
 
     .venv/bin/python bench/e2e.py            # full counts
     .venv/bin/python bench/e2e.py --quick    # fewer messages
+    .venv/bin/python bench/e2e.py --receipts # receipts on (they go to the sink too)
 
 Runs as root (Postfix). Bounded: fixed message counts and a deadline per load. On a shared
 2-core machine the figures are noisy (the client and the sinks share the cores with the
@@ -156,8 +157,16 @@ def run_load(port: int, sink: Sink, load: Load, msgs: list[tuple[str, bytes]]) -
 
 
 class Gateway:
-    def __init__(self, tmp: Path, url: str, sink_port: int, anchors: list[str], crls: list[str]):
-        self.tmp, self.url, self.sink_port = tmp, url, sink_port
+    def __init__(
+        self,
+        tmp: Path,
+        url: str,
+        sink_port: int,
+        anchors: list[str],
+        crls: list[str],
+        receipts: bool = False,
+    ):
+        self.tmp, self.url, self.sink_port, self.receipts = tmp, url, sink_port, receipts
         self.anchors, self.crls = anchors, crls
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -185,8 +194,10 @@ crls = {json.dumps(self.crls)}
 [delivery]
 workers = 50
 concurrency_per_destination = 20
+smarthost = "{f"127.0.0.1:{self.sink_port}" if self.receipts else ""}"
+require_tls = false
 [receipts]
-enabled = false
+enabled = {"true" if self.receipts else "false"}
 [admin]
 listen = "127.0.0.1:0"
 enabled = false
@@ -317,6 +328,11 @@ async def stage_breakdown(url: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer messages")
+    ap.add_argument(
+        "--receipts",
+        action="store_true",
+        help="receipts on (acceptance + delivery receipts to the sender go to the sink too)",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/e2e.py must run as root (Postfix)", file=sys.stderr)
@@ -341,7 +357,12 @@ def main() -> int:
     try:
         url = pg.start()
         gw = Gateway(
-            tmp, url, controllers[0].port, [str(p) for p in pki.anchors], [str(p) for p in pki.crls]
+            tmp,
+            url,
+            controllers[0].port,
+            [str(p) for p in pki.anchors],
+            [str(p) for p in pki.crls],
+            receipts=args.receipts,
         )
         gw.start()
         pf = Postfix(tmp, controllers[1].port)

@@ -18,14 +18,15 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-ROLES = ("intake", "pipeline", "delivery", "admin")
+Role = Literal["intake", "pipeline", "delivery", "admin"]
+ROLES: tuple[Role, ...] = ("intake", "pipeline", "delivery", "admin")
 
 
 class GatewaySettings(Section):
     hostname: str = Field(
         "localhost", description="Name the gateway gives itself in SMTP greetings and Received."
     )
-    roles: list[Literal["intake", "pipeline", "delivery", "admin"]] = Field(
+    roles: list[Role] = Field(
         list(ROLES),
         description="What this serve process runs: intake (SMTP listeners, IMAP fetching), "
         "pipeline, delivery, admin (web, API, metrics). Processes on one database share the "

@@ -10,21 +10,18 @@ switched off (globally or for the sender's domain).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
-import email.generator
-import email.policy
-import io
 import json
 import logging
+import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
-from email.mime.application import MIMEApplication
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config import Settings
@@ -34,12 +31,12 @@ from gateway.outbound import (
     Notice,
     address_header,
     auto_kind,
-    enqueue,
+    enqueue_many,
     header,
     new_message_id,
 )
 from signing.sign import sign_smime
-from store.deliveries import message_headers, message_raw
+from store.deliveries import HEADER_LIMIT, header_block, message_raw
 from store.models import Delivery, Document, Message
 
 log = logging.getLogger("edocgw.receipts")
@@ -110,6 +107,15 @@ def from_address(settings: Settings) -> str:
     return settings.receipts.from_address or f"postmaster@{settings.gateway.hostname}"
 
 
+@dataclass(frozen=True)
+class NoticeRequest:
+    """One notice to queue: `kind` about the message `message_id`."""
+
+    message_id: int
+    kind: str
+    detail: dict[str, Any]
+
+
 async def queue_notice(
     session: AsyncSession,
     settings: Settings,
@@ -118,11 +124,25 @@ async def queue_notice(
     detail: dict[str, Any],
 ) -> int | None:
     """Enqueue a `kind` notice about `original` to its envelope sender; None when suppressed."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown receipt kind {kind!r}; expected one of {', '.join(KINDS)}")
-    if not settings.receipts.enabled:
-        return None
-    row = (
+    return (await queue_notices(session, settings, [NoticeRequest(original.id, kind, detail)]))[0]
+
+
+async def queue_notices(
+    session: AsyncSession, settings: Settings, items: Sequence[NoticeRequest]
+) -> list[int | None]:
+    """`queue_notice` for many at once: three reads for the whole batch and one write, so
+    receipts cost a batch a few statements rather than each message nine. Returns, per
+    item, the notice's message id or None when it is suppressed."""
+    for it in items:
+        if it.kind not in KINDS:
+            raise ValueError(
+                f"unknown receipt kind {it.kind!r}; expected one of {', '.join(KINDS)}"
+            )
+    out: list[int | None] = [None] * len(items)
+    if not settings.receipts.enabled or not items:
+        return out
+    ids = sorted({it.message_id for it in items})
+    rows = (
         await session.execute(
             select(
                 Message.id,
@@ -131,33 +151,84 @@ async def queue_notice(
                 Message.subject,
                 Message.header_message_id,
                 Message.received_at,
-            ).where(Message.id == original.id)
+                func.substring(Message.raw, 1, HEADER_LIMIT).label("head"),
+            ).where(Message.id.in_(ids))
         )
-    ).one()
-    orig = _Original(**row._asdict())
-    if not orig.mail_from or orig.source == INTERNAL or suppressed_domain(settings, orig.mail_from):
-        return None
-    if auto_kind(await message_headers(session, orig.id)):
-        return None
-    docs = (
-        (await session.execute(select(Document).where(Document.message_id == orig.id)))
-        .scalars()
-        .all()
-    )
-    deliveries = (
-        (
-            await session.execute(
-                select(Delivery).where(Delivery.message_id == orig.id).order_by(Delivery.id)
+    ).all()
+    originals: dict[int, _Original] = {}
+    for r in rows:
+        orig = _Original(r.id, r.source, r.mail_from, r.subject, r.header_message_id, r.received_at)
+        if not orig.mail_from or orig.source == INTERNAL:
+            continue
+        if suppressed_domain(settings, orig.mail_from) or auto_kind(header_block(r.head or b"")):
+            continue
+        originals[orig.id] = orig
+    if not originals:
+        return out
+    wanted = list(originals)
+    docs: dict[int, list[Any]] = {i: [] for i in wanted}
+    for doc in (
+        await session.execute(
+            select(
+                Document.message_id,
+                Document.part_path,
+                Document.filename,
+                Document.detected_type,
+                Document.kind,
+                Document.number,
+                Document.notation,
+                Document.verdict,
             )
+            .where(Document.message_id.in_(wanted))
+            .order_by(Document.id)
         )
-        .scalars()
-        .all()
-    )
-    status_xml = None
-    if kind in EDXML_STATUS and any(d.detected_type == "edxml" for d in docs):
-        status_xml = edxml_status(
-            await message_raw(session, orig.id), settings, kind, _reason(detail)
+    ).all():
+        docs[doc.message_id].append(doc)
+    deliveries: dict[int, list[Any]] = {i: [] for i in wanted}
+    for d in (
+        await session.execute(
+            select(
+                Delivery.message_id,
+                Delivery.recipient,
+                Delivery.agency_code,
+                Delivery.state,
+                Delivery.delivered_at,
+            )
+            .where(Delivery.message_id.in_(wanted))
+            .order_by(Delivery.id)
         )
+    ).all():
+        deliveries[d.message_id].append(d)
+    built: list[tuple[int, Notice]] = []
+    for i, it in enumerate(items):
+        found = originals.get(it.message_id)
+        if found is None:
+            continue
+        orig = found
+        status_xml = None
+        if it.kind in EDXML_STATUS and any(d.detected_type == "edxml" for d in docs[orig.id]):
+            status_xml = edxml_status(
+                await message_raw(session, orig.id), settings, it.kind, _reason(it.detail)
+            )
+        notice = _build(
+            settings, orig, it.kind, it.detail, docs[orig.id], deliveries[orig.id], status_xml
+        )
+        built.append((i, notice))
+    new_ids = await enqueue_many(session, [(n, items[i].message_id) for i, n in built])
+    for (i, _), new_id in zip(built, new_ids, strict=True):
+        out[i] = new_id
+    return out
+
+
+def _build(
+    settings: Settings,
+    orig: _Original,
+    kind: str,
+    detail: dict[str, Any],
+    docs: Sequence[Any],
+    deliveries: Sequence[Any],
+    status_xml: bytes | None,
+) -> Notice:
     now = dt.datetime.now(dt.UTC)
     payload = _json_part(settings, orig, kind, detail, docs, deliveries, now)
     text = _text_part(settings, orig, kind, detail, docs, deliveries)
@@ -183,7 +254,7 @@ async def queue_notice(
             header("In-Reply-To", orig.header_message_id),
             header("References", orig.header_message_id),
         ]
-    notice = Notice(
+    return Notice(
         kind=f"receipt/{kind}",
         raw=b"".join(head) + entity,
         recipients=(orig.mail_from,),
@@ -191,7 +262,6 @@ async def queue_notice(
         header_from=sender,
         subject=subject,
     )
-    return await enqueue(session, notice, about=orig.id)
 
 
 def _reason(detail: dict[str, Any]) -> str | None:
@@ -292,18 +362,32 @@ def _text_part(
 
 
 def _entity(text: str, payload: bytes, status_xml: bytes | None) -> bytes:
-    outer = MIMEMultipart("mixed")
-    outer.attach(MIMEText(text, "plain", "utf-8"))
-    js = MIMEApplication(payload, "json")
-    js.add_header("Content-Disposition", "attachment", filename="bien-nhan.json")
-    outer.attach(js)
+    """multipart/mixed of the text, the JSON and the edXML status, each part base64 with
+    CRLF lines (written directly: `email.generator` was most of a receipt's CPU)."""
+    boundary = f"=_edocgw_{secrets.token_hex(12)}"
+    parts = [
+        _part(b'text/plain; charset="utf-8"', text.encode(), None),
+        _part(b"application/json", payload, "bien-nhan.json"),
+    ]
     if status_xml is not None:
-        xml = MIMEApplication(status_xml, "xml")
-        xml.add_header("Content-Disposition", "attachment", filename="trang-thai.edxml")
-        outer.attach(xml)
-    buf = io.BytesIO()
-    email.generator.BytesGenerator(buf, policy=email.policy.SMTP).flatten(outer)  # type: ignore[arg-type]
-    return buf.getvalue()
+        parts.append(_part(b"application/xml", status_xml, "trang-thai.edxml"))
+    sep = b"--" + boundary.encode()
+    return (
+        b'Content-Type: multipart/mixed; boundary="' + boundary.encode() + b'"\r\n'
+        b"MIME-Version: 1.0\r\n\r\n"
+        + b"".join(sep + b"\r\n" + part for part in parts)
+        + sep
+        + b"--\r\n"
+    )
+
+
+def _part(content_type: bytes, data: bytes, filename: str | None) -> bytes:
+    head = b"Content-Type: " + content_type + b"\r\nMIME-Version: 1.0\r\n"
+    head += b"Content-Transfer-Encoding: base64\r\n"
+    if filename is not None:
+        head += f'Content-Disposition: attachment; filename="{filename}"\r\n'.encode("ascii")
+    body = base64.encodebytes(data).replace(b"\n", b"\r\n")
+    return head + b"\r\n" + body
 
 
 def edxml_status(raw: bytes, settings: Settings, kind: str, reason: str | None) -> bytes | None:

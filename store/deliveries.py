@@ -8,17 +8,19 @@ twice. The caller commits; a `LostClaim` means roll the whole transaction back.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, any_, case, func, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, and_, any_, case, func, literal, or_, select, text, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.claims import claim
 from store.models import Agency, Delivery, Destination, Document, Message
 
 DUE_STATES = ("queued", "deferred", "sending")  # `sending` only once its claim has expired
+INLINE_RAW = 256 * 1024  # messages up to this size are read with their claim
 
 
 class LostClaim(Exception):
@@ -45,6 +47,8 @@ class ClaimedDelivery:
     received_at: dt.datetime
     verdict: str | None
     subject: str | None
+    raw: bytes | None = None  # the message, when small enough to come with the claim
+    doc_verdicts: tuple[str | None, ...] | None = None  # None: not read with the claim
 
     @property
     def destination(self) -> str:
@@ -82,41 +86,61 @@ def _not_paused() -> ColumnElement[bool]:
 
 
 async def claim_due(
-    session: AsyncSession, *, worker: str, lease: dt.timedelta, limit: int
+    session: AsyncSession,
+    *,
+    worker: str,
+    lease: dt.timedelta,
+    limit: int,
+    inline_raw: int = INLINE_RAW,
 ) -> list[ClaimedDelivery]:
-    """Claim up to `limit` due deliveries, most urgent then oldest first, and mark them sending."""
-    ids = await claim(
-        session,
-        Delivery,
-        worker=worker,
-        lease=lease,
-        limit=limit,
-        where=[
+    """Claim up to `limit` due deliveries, most urgent then oldest first, mark them sending
+    and read what sending needs, in one statement (one round trip): the envelope, the route,
+    the documents' verdicts and, for messages up to `inline_raw` bytes, the raw bytes."""
+    picked = (
+        select(Delivery.id)
+        .where(
             Delivery.state.in_(DUE_STATES),
             Delivery.next_attempt_at <= func.now(),
             _not_paused(),
-        ],
-        order_by=[Delivery.priority.desc(), Delivery.created_at],
+            or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < func.now()),
+        )
+        .order_by(Delivery.priority.desc(), Delivery.created_at, Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("picked")
     )
-    if not ids:
-        return []
-    await session.execute(
+    claimed = (
         update(Delivery)
-        .where(Delivery.id.in_(ids))
-        .values(state="sending")
-        .execution_options(synchronize_session=False)
+        .where(Delivery.id.in_(select(picked.c.id)))
+        .values(claimed_by=worker, claimed_until=func.now() + lease, state="sending")
+        .returning(
+            Delivery.id,
+            Delivery.message_id,
+            Delivery.recipient,
+            Delivery.agency_code,
+            Delivery.priority,
+            Delivery.attempts,
+            Delivery.created_at,
+            Delivery.warned_at,
+        )
+        .cte("claimed")
+    )
+    verdicts = (
+        select(func.array_agg(aggregate_order_by(Document.verdict, Document.id)))
+        .where(Document.message_id == claimed.c.message_id)
+        .scalar_subquery()
     )
     rows = (
         await session.execute(
             select(
-                Delivery.id,
-                Delivery.message_id,
-                Delivery.recipient,
-                Delivery.agency_code,
-                Delivery.priority,
-                Delivery.attempts,
-                Delivery.created_at,
-                Delivery.warned_at,
+                claimed.c.id,
+                claimed.c.message_id,
+                claimed.c.recipient,
+                claimed.c.agency_code,
+                claimed.c.priority,
+                claimed.c.attempts,
+                claimed.c.created_at,
+                claimed.c.warned_at,
                 Agency.route,
                 Agency.tls,
                 Message.mail_from,
@@ -125,14 +149,21 @@ async def claim_due(
                 Message.received_at,
                 Message.verdict,
                 Message.subject,
+                case((Message.size <= inline_raw, Message.raw), else_=None).label("raw"),
+                verdicts.label("doc_verdicts"),
             )
-            .join(Message, Message.id == Delivery.message_id)
-            .outerjoin(Agency, Agency.code == Delivery.agency_code)
-            .where(Delivery.id.in_(ids))
-            .order_by(Delivery.priority.desc(), Delivery.created_at, Delivery.id)
+            .select_from(claimed)
+            .join(Message, Message.id == claimed.c.message_id)
+            .outerjoin(Agency, Agency.code == claimed.c.agency_code)
+            .order_by(claimed.c.priority.desc(), claimed.c.created_at, claimed.c.id)
         )
     ).all()
-    return [ClaimedDelivery(**r._asdict()) for r in rows]
+    out = []
+    for r in rows:
+        fields = r._asdict()
+        fields["doc_verdicts"] = tuple(fields["doc_verdicts"] or ())
+        out.append(ClaimedDelivery(**fields))
+    return out
 
 
 async def next_due_at(session: AsyncSession) -> dt.datetime | None:
@@ -157,13 +188,23 @@ async def message_raw(session: AsyncSession, message_id: int) -> bytes:
     return (await session.execute(select(Message.raw).where(Message.id == message_id))).scalar_one()
 
 
-async def message_headers(session: AsyncSession, message_id: int, limit: int = 65536) -> bytes:
+HEADER_LIMIT = 65536  # bytes read to find a stored message's header block
+
+
+async def message_headers(
+    session: AsyncSession, message_id: int, limit: int = HEADER_LIMIT
+) -> bytes:
     """The header block of a stored message (at most `limit` bytes are read)."""
     head = (
         await session.execute(
             select(func.substring(Message.raw, 1, limit)).where(Message.id == message_id)
         )
     ).scalar_one() or b""
+    return header_block(head)
+
+
+def header_block(head: bytes) -> bytes:
+    """The header block at the start of `head` (all of it when no blank line is found)."""
     for sep in (b"\r\n\r\n", b"\n\n"):
         end = head.find(sep)
         if end >= 0:
@@ -264,13 +305,18 @@ async def renew_claims(
         )
 
 
-async def release_claims(session: AsyncSession, ids: Sequence[int], worker: str) -> None:
-    """Give unsent rows back at shutdown, in the state they had before the claim."""
-    if not ids:
-        return
-    await session.execute(
+async def release_claims(session: AsyncSession, ids: Sequence[int] | None, worker: str) -> int:
+    """Give unsent rows back at shutdown, in the state they had before the claim; `ids`
+    None gives back every row `worker` holds (a claim cut short by the stop included).
+    Returns how many rows were given back."""
+    if ids is not None and not ids:
+        return 0
+    which = [Delivery.claimed_by == worker]
+    if ids is not None:
+        which.append(Delivery.id.in_(list(ids)))
+    res = await session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(list(ids)), Delivery.claimed_by == worker)
+        .where(*which)
         .values(
             claimed_by=None,
             claimed_until=None,
@@ -282,6 +328,7 @@ async def release_claims(session: AsyncSession, ids: Sequence[int], worker: str)
         )
         .execution_options(synchronize_session=False)
     )
+    return int(res.rowcount)  # type: ignore[attr-defined]
 
 
 async def destination_ok(session: AsyncSession, key: str) -> None:
@@ -338,3 +385,72 @@ async def agency_for_address(session: AsyncSession, address: str) -> str | None:
             .limit(1)
         )
     ).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class DeliveredRow:
+    """One accepted delivery, for `record_delivered`; `events` in the order they happened."""
+
+    id: int
+    attempts: int
+    code: int
+    reply: str
+    destination: str
+    events: tuple[tuple[str, dict[str, Any]], ...]
+
+
+def _json(value: Any) -> str:
+    out = json.dumps(value, ensure_ascii=False, default=str)
+    return out.replace("\\u0000", "\\ufffd")  # jsonb refuses NUL; a reply may carry one
+
+
+# One statement for a batch of accepted deliveries: each row fenced on our claim, its events
+# inserted only when its row was ours, and the destinations that answered forgiven.
+_RECORD_DELIVERED = text(
+    """
+WITH o AS (
+    SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]),
+                         CAST(:codes AS integer[]), CAST(:replies AS text[]))
+        AS o(id, attempts, code, reply)
+), done AS (
+    UPDATE deliveries AS d
+    SET state = 'delivered', attempts = o.attempts, last_reply_code = o.code,
+        last_reply = o.reply, delivered_at = now(), claimed_by = NULL, claimed_until = NULL
+    FROM o
+    WHERE d.id = o.id AND d.claimed_by = :worker
+    RETURNING d.id, d.message_id
+), ev AS (
+    INSERT INTO events (kind, message_id, delivery_id, detail)
+    SELECT e.kind, done.message_id, done.id, CAST(e.detail AS jsonb)
+    FROM unnest(CAST(:e_delivery AS bigint[]), CAST(:e_kind AS text[]),
+                CAST(:e_detail AS text[])) WITH ORDINALITY AS e(delivery, kind, detail, ord)
+    JOIN done ON done.id = e.delivery
+    ORDER BY e.ord
+), ok AS (
+    UPDATE destinations SET consecutive_failures = 0, paused_until = NULL, last_error = NULL
+    WHERE key = ANY(CAST(:keys AS text[])) AND consecutive_failures > 0
+)
+SELECT id FROM done
+"""
+)
+
+
+async def record_delivered(
+    session: AsyncSession, worker: str, rows: Sequence[DeliveredRow]
+) -> set[int]:
+    """Mark `rows` delivered with their events in one round trip; returns the ids that were
+    still ours (the others lost their claim and got nothing written)."""
+    if not rows:
+        return set()
+    params: dict[str, Any] = {
+        "worker": worker,
+        "ids": [r.id for r in rows],
+        "attempts": [r.attempts for r in rows],
+        "codes": [r.code for r in rows],
+        "replies": [r.reply.replace("\x00", "\ufffd") for r in rows],
+        "keys": sorted({r.destination for r in rows}),
+        "e_delivery": [r.id for r in rows for _ in r.events],
+        "e_kind": [k for r in rows for k, _ in r.events],
+        "e_detail": [_json(d) for r in rows for _, d in r.events],
+    }
+    return {r[0] for r in (await session.execute(_RECORD_DELIVERED, params)).all()}

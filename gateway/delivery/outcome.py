@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +20,7 @@ from config import Settings
 from gateway.delivery.smtp import Result
 from gateway.delivery.trace import edocgw_id
 from gateway.dsn import Original, RecipientStatus, queue_dsn
-from gateway.receipts import queue_notice
+from gateway.receipts import NoticeRequest, queue_notice, queue_notices
 from store import deliveries as repo
 from store.deliveries import ClaimedDelivery
 from store.events import append_event
@@ -88,15 +89,7 @@ async def apply_outcome(
         "attempt",
         message_id=d.message_id,
         delivery_id=d.id,
-        detail={
-            **base,
-            "attempt": attempts,
-            "outcome": result.outcome,
-            "host": result.host,
-            "tls": result.tls,
-            "status": result.status,
-            "worker": worker,
-        },
+        detail=_attempt_detail(d, result, attempts, worker),
     )
     if result.outcome == "delivered":
         await repo.mark_delivered(
@@ -239,9 +232,66 @@ async def _bounce(
 async def _notice(
     session: AsyncSession, settings: Settings, d: ClaimedDelivery, kind: str, detail: dict
 ) -> int | None:
-    if d.source == "internal":
+    if d.source == "internal" or not settings.receipts.enabled:
         return None
-    original = await session.get(Message, d.message_id)
-    if original is None:
-        return None
-    return await queue_notice(session, settings, original, kind, detail)
+    return await queue_notice(session, settings, Message(id=d.message_id), kind, detail)
+
+
+def _attempt_detail(d: ClaimedDelivery, result: Result, attempts: int, worker: str) -> dict:
+    return {
+        "recipient": d.recipient,
+        "code": result.code,
+        "reply": result.reply,
+        "attempt": attempts,
+        "outcome": result.outcome,
+        "host": result.host,
+        "tls": result.tls,
+        "status": result.status,
+        "worker": worker,
+    }
+
+
+async def apply_delivered(
+    session: AsyncSession,
+    settings: Settings,
+    items: Sequence[tuple[ClaimedDelivery, Result]],
+    worker: str,
+) -> set[int]:
+    """`apply_outcome` for a batch of accepted deliveries: the rows and their events in one
+    statement, then each delivery receipt (in a savepoint, so one bad receipt does not undo
+    the batch). Returns the ids recorded; the rest had lost their claim."""
+    rows = []
+    for d, r in items:
+        attempts = d.attempts + 1
+        base = {"recipient": d.recipient, "code": r.code, "reply": r.reply}
+        rows.append(
+            repo.DeliveredRow(
+                id=d.id,
+                attempts=attempts,
+                code=r.code or 250,
+                reply=r.reply,
+                destination=d.destination,
+                events=(("attempt", _attempt_detail(d, r, attempts, worker)), ("delivered", base)),
+            )
+        )
+    done = await repo.record_delivered(session, worker, rows)
+    wanted = [
+        (d, {"recipient": d.recipient, "code": r.code, "reply": r.reply, "agency": d.agency_code})
+        for d, r in items
+        if d.id in done and d.source != "internal"
+    ]
+    if wanted and settings.receipts.enabled:
+        try:
+            async with session.begin_nested():  # a receipts bug must not undo the batch
+                await queue_notices(
+                    session,
+                    settings,
+                    [NoticeRequest(d.message_id, "delivered", detail) for d, detail in wanted],
+                )
+        except Exception as e:
+            log.warning(
+                "could not queue delivery receipts",
+                exc_info=True,
+                extra={"deliveries": [d.id for d, _ in wanted], "error": repr(e)},
+            )
+    return done

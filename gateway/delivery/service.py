@@ -18,9 +18,10 @@ import secrets
 import socket
 
 from config import Settings
-from gateway.delivery.outcome import apply_outcome
+from gateway.delivery.connections import Connections
+from gateway.delivery.outcome import apply_delivered, apply_outcome
 from gateway.delivery.route import RouteInput, resolve
-from gateway.delivery.smtp import Result, Timeouts, TlsContexts, send
+from gateway.delivery.smtp import Result, Timeouts, TlsContexts
 from gateway.delivery.trace import line_ending, trace_headers
 from gateway.notify import Waker
 from store import deliveries as repo
@@ -29,6 +30,7 @@ from store.deliveries import ClaimedDelivery, LostClaim
 
 log = logging.getLogger("edocgw.delivery")
 
+RECORD_BATCH = 200  # accepted deliveries written per transaction
 STOP_GRACE = 10.0  # seconds in-flight sends may take to finish on stop (serve allows 20)
 
 
@@ -48,11 +50,14 @@ class DeliveryService:
             s.connect_timeout.total_seconds(), s.command_timeout.total_seconds()
         )
         self.contexts: TlsContexts | None = None
+        self.connections = Connections(max_idle=s.concurrency_per_destination)
         self.waker = Waker(asyncpg_dsn(db.url), [CHANNEL_DELIVERIES])
         self._claimed: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._slot_freed = asyncio.Event()
+        self._accepted: list[tuple[ClaimedDelivery, Result, asyncio.Future[bool]]] = []
+        self._recorder: asyncio.Task[None] | None = None
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._renew_task: asyncio.Task[None] | None = None
@@ -136,6 +141,7 @@ class DeliveryService:
     # -- one delivery -------------------------------------------------------------------------
 
     async def _deliver(self, d: ClaimedDelivery) -> None:
+        self.connections.want(d.destination)
         try:
             async with self._limit(d.destination):
                 if self._stopping:
@@ -147,11 +153,14 @@ class DeliveryService:
                 except Exception as e:  # a bug must not strand the row: defer it
                     log.exception("delivery attempt failed", extra={"delivery": d.id})
                     result = Result("temporary", None, f"internal error: {type(e).__name__}: {e}")
-            async with self.db.transaction() as s:
-                applied = await apply_outcome(s, self.settings, d, result, self.worker)
+            if result.outcome == "delivered":
+                state = await self._record_delivered(d, result)
+            else:
+                async with self.db.transaction() as s:
+                    state = (await apply_outcome(s, self.settings, d, result, self.worker)).state
             self._claimed.discard(d.id)
             log.info(
-                f"delivery {d.id} to {d.recipient}: {applied.state}",
+                f"delivery {d.id} to {d.recipient}: {state}",
                 extra={"delivery": d.id, "message_id": d.message_id, "reply": result.reply},
             )
         except LostClaim as e:
@@ -163,6 +172,8 @@ class DeliveryService:
             log.warning(
                 "recording a delivery outcome failed", extra={"delivery": d.id, "error": str(e)}
             )
+        finally:
+            self.connections.unwant(d.destination)
 
     async def _attempt(self, d: ClaimedDelivery) -> Result:
         s = self.settings
@@ -174,9 +185,12 @@ class DeliveryService:
         )
         if isinstance(targets, Result):
             return targets
-        async with self.db.transaction() as session:
-            raw = await repo.message_raw(session, d.message_id)
-            verdicts = await repo.document_verdicts(session, d.message_id)
+        raw = d.raw
+        verdicts = list(d.doc_verdicts or ())
+        if raw is None or d.doc_verdicts is None:  # a big message: read apart from the claim
+            async with self.db.transaction() as session:
+                raw = await repo.message_raw(session, d.message_id)
+                verdicts = await repo.document_verdicts(session, d.message_id)
         data = (
             trace_headers(
                 hostname=s.gateway.hostname,
@@ -195,7 +209,7 @@ class DeliveryService:
         assert self.contexts is not None
         result = Result("temporary", None, "no server to try")
         for target in targets:
-            result = await send(
+            result = await self.connections.send(
                 target,
                 mail_from=d.mail_from,
                 recipient=d.recipient,
@@ -203,10 +217,53 @@ class DeliveryService:
                 helo=s.gateway.hostname,
                 timeouts=self.timeouts,
                 contexts=self.contexts,
+                destination=d.destination,
             )
             if result.outcome != "temporary" or not result.unreachable:
                 break  # a server answered about this message: do not try the next MX
         return result
+
+    # -- recording accepted deliveries in batches ---------------------------------------------
+
+    async def _record_delivered(self, d: ClaimedDelivery, result: Result) -> str:
+        """Hand an accepted delivery to the recorder, which writes every one waiting in one
+        transaction (a batch forms by itself while the previous one is being written)."""
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._accepted.append((d, result, fut))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._write_accepted(), name="delivery-record")
+        if not await fut:
+            raise LostClaim(f"delivery {d.id} is no longer claimed by {self.worker}")
+        return "delivered"
+
+    async def _write_accepted(self) -> None:
+        while self._accepted:
+            batch, self._accepted = self._accepted[:RECORD_BATCH], self._accepted[RECORD_BATCH:]
+            try:
+                await self._write_batch(batch)
+            except Exception as e:
+                if len(batch) == 1:  # the database failed: the lease expires and it is retried
+                    _fail(batch[0][2], e)
+                    continue
+                log.warning(
+                    "recording a batch failed; recording one by one", extra={"error": repr(e)}
+                )
+                for one in batch:  # so one row the database refuses does not hold the others
+                    try:
+                        await self._write_batch([one])
+                    except Exception as e1:
+                        _fail(one[2], e1)
+
+    async def _write_batch(
+        self, batch: list[tuple[ClaimedDelivery, Result, asyncio.Future[bool]]]
+    ) -> None:
+        async with self.db.transaction() as s:
+            done = await apply_delivered(
+                s, self.settings, [(d, r) for d, r, _ in batch], self.worker
+            )
+        for d, _, fut in batch:
+            if not fut.done():
+                fut.set_result(d.id in done)
 
     # -- stopping -----------------------------------------------------------------------------
 
@@ -223,12 +280,21 @@ class DeliveryService:
                 t.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=2)
-        if self._claimed:
-            try:
-                async with self.db.transaction() as s:
-                    await repo.release_claims(s, list(self._claimed), self.worker)
-                log.info(f"released {len(self._claimed)} unsent deliveries")
-            except Exception as e:
-                log.warning("releasing delivery claims failed", extra={"error": str(e)})
-            self._claimed.clear()
+        if self._recorder is not None:
+            await asyncio.wait({self._recorder}, timeout=5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.connections.close(self.timeouts), 10)
+        try:  # every row this worker holds, also one whose claim the stop cut short
+            async with self.db.transaction() as s:
+                released = await repo.release_claims(s, None, self.worker)
+            if released:
+                log.info(f"released {released} unsent deliveries")
+        except Exception as e:
+            log.warning("releasing delivery claims failed", extra={"error": str(e)})
+        self._claimed.clear()
         await self.waker.stop()
+
+
+def _fail(fut: asyncio.Future[bool], error: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(error)

@@ -129,7 +129,39 @@ async def send(
     timeouts: Timeouts,
     contexts: TlsContexts,
 ) -> Result:
-    """Deliver `data` to `recipient` at `target`; never raises (except cancellation)."""
+    """Deliver `data` to `recipient` at `target` on a connection of its own; never raises
+    (except cancellation)."""
+    opened = await open_session(target, helo=helo, timeouts=timeouts, contexts=contexts)
+    if isinstance(opened, Result):
+        return opened
+    try:
+        result, reusable = await transact(
+            opened, mail_from=mail_from, recipient=recipient, data=data, timeouts=timeouts
+        )
+        if reusable:
+            await _quit(opened.client, timeouts.command)
+        return result
+    finally:
+        opened.client.close()
+
+
+@dataclass
+class Session:
+    """An open SMTP/LMTP session, greeted (and under TLS when the policy asks for it)."""
+
+    client: aiosmtplib.SMTP
+    target: Target
+    tls: bool
+    uses: int = 0  # transactions started on it
+    stage: str = ""  # where the last transaction stopped
+    clean: bool = True  # no transaction left open (the last one reached its end of DATA)
+
+
+async def open_session(
+    target: Target, *, helo: str, timeouts: Timeouts, contexts: TlsContexts
+) -> Session | Result:
+    """Connect, greet and STARTTLS per `target.tls`; a failure is a `Result` (the client is
+    closed then). Never raises (except cancellation)."""
     client = aiosmtplib.SMTP(
         hostname=target.host,
         port=target.port,
@@ -140,6 +172,7 @@ async def send(
     stage = "connect"
     tls = False
     t = timeouts.command
+    ok = False
     try:
         try:
             await asyncio.wait_for(client.connect(timeout=timeouts.connect), timeouts.connect)
@@ -181,6 +214,39 @@ async def send(
                 "offer it; not sent in clear text",
                 status="4.7.4",
             )
+        ok = True
+        return Session(client, target, tls)
+    except aiosmtplib.SMTPResponseException as e:
+        await _quit(client, t)
+        return _from_response(e.code, e.message, target, stage, tls)
+    except (TimeoutError, aiosmtplib.SMTPTimeoutError):
+        return _temporary(
+            target, f"timed out after {t:g}s waiting for the reply to {stage}", tls, "4.4.2"
+        )
+    except (aiosmtplib.SMTPServerDisconnected, ConnectionError, OSError) as e:
+        return _temporary(
+            target, f"connection lost during {stage} ({_one_line(str(e))})", tls, "4.4.2"
+        )
+    except aiosmtplib.SMTPException as e:
+        return _temporary(target, f"SMTP error during {stage}: {_one_line(str(e))}", tls, "4.0.0")
+    finally:
+        if not ok:
+            client.close()
+
+
+async def transact(
+    session: Session, *, mail_from: str, recipient: str, data: bytes, timeouts: Timeouts
+) -> tuple[Result, bool]:
+    """One mail transaction (MAIL, RCPT, DATA) on an open session. Returns the result and
+    whether the session is still in step with the server (it answered every command, and
+    not with 421), so it may carry another transaction after RSET or be closed with QUIT.
+    Never raises (except cancellation); never closes the client."""
+    client, target, tls = session.client, session.target, session.tls
+    session.uses += 1
+    session.clean = False
+    stage = session.stage = "MAIL FROM"
+    t = timeouts.command
+    try:
         options = []
         if client.supports_extension("size"):
             options.append(f"SIZE={len(data)}")
@@ -197,37 +263,35 @@ async def send(
                     target.name,
                     tls,
                     status="5.6.7",
-                )
+                ), True
             options.append("SMTPUTF8")
             encoding = "utf-8"
-        stage = "MAIL FROM"
         await client.mail(mail_from, options=options, encoding=encoding, timeout=t)
-        stage = "RCPT TO"
+        stage = session.stage = "RCPT TO"
         await client.rcpt(recipient, encoding=encoding, timeout=t)
-        stage = "end of DATA"
+        stage = session.stage = "end of DATA"
         resp = await client.data(data, timeout=t)
-        result = _from_response(resp.code, resp.message, target, stage, tls)
-        await _quit(client, t)
-        return result
+        session.clean = True
+        return _from_response(resp.code, resp.message, target, stage, tls), True
     except aiosmtplib.SMTPResponseException as e:
-        await _quit(client, t)
-        return _from_response(e.code, e.message, target, stage, tls)
+        session.clean = stage == "end of DATA"
+        return _from_response(e.code, e.message, target, stage, tls), e.code != 421
     except (TimeoutError, aiosmtplib.SMTPTimeoutError):
         return _temporary(
             target, f"timed out after {t:g}s waiting for the reply to {stage}", tls, "4.4.2"
-        )
+        ), False
     except (aiosmtplib.SMTPServerDisconnected, ConnectionError, OSError) as e:
         return _temporary(
             target, f"connection lost during {stage} ({_one_line(str(e))})", tls, "4.4.2"
-        )
+        ), False
     except aiosmtplib.SMTPException as e:
-        return _temporary(target, f"SMTP error during {stage}: {_one_line(str(e))}", tls, "4.0.0")
+        return _temporary(
+            target, f"SMTP error during {stage}: {_one_line(str(e))}", tls, "4.0.0"
+        ), False
     except ValueError as e:  # an address that cannot go on an SMTP command line
         return Result(
             "permanent", None, f"bad address: {_one_line(str(e))}", target.name, tls, status="5.1.3"
-        )
-    finally:
-        client.close()
+        ), True
 
 
 async def _hello(client: aiosmtplib.SMTP, seconds: float, lmtp: bool = False) -> None:

@@ -50,6 +50,7 @@ from gateway.pipeline.analyse import (
     spooled,
 )
 from gateway.pipeline.outcome import Envelope, Outcome, build_outcome
+from gateway.receipts import NoticeRequest, queue_notice, queue_notices
 from gateway.routing import AgencyIndex, AgencyRef
 from signing import SignatureReport
 from store.db import CHANNEL_RECEIVED, Database, asyncpg_dsn
@@ -527,7 +528,17 @@ class Pipeline:
         try:
             async with asyncio.timeout_at(deadline), self.db.transaction() as s:
                 written = await write_batch(s, worker, [j.outcome.result for j in jobs])  # type: ignore[union-attr]
-                if self._notice is not None:
+                if self._notice is queue_notice:  # the default: all the batch's at once
+                    await queue_notices(
+                        s,
+                        self.settings,
+                        [
+                            NoticeRequest(j.id, j.outcome.notice, j.outcome.notice_detail)  # type: ignore[union-attr]
+                            for j in jobs
+                            if j.id in written
+                        ],
+                    )
+                elif self._notice is not None:
                     for j in jobs:
                         if j.id in written:
                             assert j.outcome is not None

@@ -59,8 +59,10 @@ class Recorder:
     delay: float = 0.0
     got: list[Got] = field(default_factory=list)
     event: asyncio.Event = field(default_factory=asyncio.Event)
+    peers: list[object] = field(default_factory=list)  # the client's (host, port) per DATA
 
     async def handle_DATA(self, server: SMTP, session: object, envelope: object) -> str:
+        self.peers.append(session.peer)  # type: ignore[attr-defined]
         if self.delay:
             await asyncio.sleep(self.delay)
         reply = self.script.pop(0) if self.script else self.default
@@ -104,7 +106,10 @@ class Sink:
 
 
 async def start_sink(
-    recorder: Recorder | None = None, *, tls_context: ssl.SSLContext | None = None
+    recorder: Recorder | None = None,
+    *,
+    tls_context: ssl.SSLContext | None = None,
+    idle_timeout: float = 300,
 ) -> Sink:
     rec = recorder or Recorder()
     loop = asyncio.get_running_loop()
@@ -116,6 +121,7 @@ async def start_sink(
             tls_context=tls_context,
             require_starttls=False,
             enable_SMTPUTF8=True,
+            timeout=idle_timeout,  # the server closes a connection idle this long
         ),
         "127.0.0.1",
         0,
