@@ -165,8 +165,11 @@ class Gateway:
         anchors: list[str],
         crls: list[str],
         receipts: bool = False,
+        roles: tuple[str, ...] = ("intake", "pipeline", "delivery"),
     ):
         self.tmp, self.url, self.sink_port, self.receipts = tmp, url, sink_port, receipts
+        self.roles = roles
+        tmp.mkdir(parents=True, exist_ok=True)
         self.anchors, self.crls = anchors, crls
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -180,6 +183,7 @@ class Gateway:
 [gateway]
 hostname = "bench.localdomain"
 data_dir = "{self.tmp / "var"}"
+roles = {json.dumps(list(self.roles))}
 [database]
 url = "{self.url}"
 pool_size = 20
@@ -228,12 +232,15 @@ format = "json"
                 if rec.get("listener") == "relay" and rec.get("port"):
                     self.port = int(rec["port"])
                     found.set()
+                if "intake" not in self.roles and rec.get("msg") == "edocgw ready":
+                    found.set()
 
         threading.Thread(target=read, daemon=True).start()
         if not found.wait(60):
             self.stop()
             raise SystemExit("edocgw serve did not start:\n" + "\n".join(self.lines[-15:]))
-        wait_port(self.port)
+        if self.port:
+            wait_port(self.port)
 
     async def _agency(self) -> None:
         from store.agencies import AgencyIn, upsert_agency
@@ -333,6 +340,11 @@ def main() -> int:
         action="store_true",
         help="receipts on (acceptance + delivery receipts to the sender go to the sink too)",
     )
+    ap.add_argument(
+        "--split",
+        action="store_true",
+        help="two gateway processes ([gateway] roles): intake, and pipeline + delivery",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/e2e.py must run as root (Postfix)", file=sys.stderr)
@@ -354,6 +366,7 @@ def main() -> int:
     gw_sink, pf_sink = Sink(), Sink()
     controllers = [start_sink(gw_sink), start_sink(pf_sink)]
     gw = pf = None
+    workers: Gateway | None = None
     try:
         url = pg.start()
         gw = Gateway(
@@ -363,7 +376,19 @@ def main() -> int:
             [str(p) for p in pki.anchors],
             [str(p) for p in pki.crls],
             receipts=args.receipts,
+            roles=("intake",) if args.split else ("intake", "pipeline", "delivery"),
         )
+        if args.split:
+            workers = Gateway(
+                tmp / "workers",
+                url,
+                controllers[0].port,
+                [str(p) for p in pki.anchors],
+                [str(p) for p in pki.crls],
+                receipts=args.receipts,
+                roles=("pipeline", "delivery"),
+            )
+            workers.start()
         gw.start()
         pf = Postfix(tmp, controllers[1].port)
         pf.start()
@@ -395,14 +420,19 @@ def main() -> int:
             ratio = rows["edocgw"]["e2e_rate"] / max(rows["postfix"]["e2e_rate"], 1e-9)
             print(f"{'':<12} e2e ratio edocgw/postfix {ratio:.2f}", flush=True)
         print(asyncio.run(stage_breakdown(url)))
+        rss = f"{gw.peak_rss_mb():.0f} MB" + (
+            f" + workers {workers.peak_rss_mb():.0f} MB" if workers else ""
+        )
         print(
-            f"gateway peak RSS {gw.peak_rss_mb():.0f} MB; duplicates at the sinks: "
+            f"gateway peak RSS {rss}; duplicates at the sinks: "
             f"edocgw {gw_sink.duplicates}, postfix {pf_sink.duplicates}"
         )
         return 0 if ok else 1
     finally:
         if gw:
             gw.stop()
+        if workers:
+            workers.stop()
         if pf:
             pf.stop()
         for c in controllers:
