@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import html
 import re
 from email import policy
+from email.feedparser import FeedParser
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
@@ -28,6 +30,9 @@ _STRUCTURAL = {
 _SIG_TYPES = ("application/pkcs7-signature", "application/x-pkcs7-signature")
 _P7M_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
 _TAG = re.compile(r"<[^>]{0,2000}>")
+_FEED = 64 * 1024  # characters fed to the parser at a time
+_B64_CHUNK = 1 << 20  # characters of a base64 body encoded at a time
+_B64_VALID = re.compile(rb"[A-Za-z0-9+/]*={0,2}")  # what b64decode(validate=True) accepts
 
 
 class _LimitHit(Exception):
@@ -62,10 +67,10 @@ class _Walker:
             res.malformed = True
             end = raw.find(b"\r\n\r\n", 0, 1 << 20)
             raw = raw[: end + 4 if end >= 0 else 1 << 16]
-            msg = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
-            self._headers(msg)
+            head = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
+            self._headers(head)
             return res
-        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        msg = parse_bytes(raw)
         self._headers(msg)
         try:
             self._walk(msg, "", 0, res.attachments, top=True)
@@ -211,7 +216,9 @@ class _Walker:
         return fix_surrogates(str(name)).strip() or None
 
     def _decode(self, part: Message, path: str) -> bytes | None:
-        encoded = part.get_payload(decode=False)
+        # The stored payload itself: get_payload() copies a big body once more just to look
+        # for surrogates.
+        encoded = getattr(part, "_payload", None)
         enc_len = len(encoded) if isinstance(encoded, (str, bytes)) else 0
         if enc_len * 3 // 4 > self.limits.max_decoded_bytes:
             self.result.defects.append(f"{path}:part_too_large:{enc_len}")
@@ -219,11 +226,16 @@ class _Walker:
             return None
         before = len(part.defects)
         try:
-            data = part.get_payload(decode=True)
+            data: object = _base64_body(part)
+            if data is None:
+                data = part.get_payload(decode=True)
         except Exception as exc:
             self.result.defects.append(f"{path}:undecodable:{type(exc).__name__}")
             self.result.malformed = True
             return None
+        # Only the decoded bytes are used from here on: drop the encoded text now rather than
+        # when the whole tree goes.
+        part.set_payload("")
         for defect in part.defects[before:]:
             self._defect(path, defect)
         if not isinstance(data, bytes):
@@ -292,7 +304,7 @@ class _Walker:
         elif att.detected_type == "edxml":
             expand_edxml(att, depth, self._expand)
         elif att.detected_type == "eml":
-            inner = BytesParser(policy=policy.default).parsebytes(att.data)
+            inner = parse_bytes(att.data)
             self._walk_inner(inner, att, depth)
         self.count += len(att.children)
         if self.count > self.limits.max_attachments:
@@ -363,9 +375,49 @@ class _Walker:
         if content is None:
             self.result.defects.append(f"{path}:pkcs7_content_unreadable")
             return False
-        inner = BytesParser(policy=policy.default).parsebytes(content)
+        inner = parse_bytes(content)
         self._walk(inner, path, depth + 1, out)
         return True
+
+
+def parse_bytes(raw: bytes) -> Message:
+    """``BytesParser(policy=policy.default).parsebytes(raw)`` without its whole-message copies.
+
+    parsebytes decodes the message into one str and wraps that in a StringIO, whose buffer
+    holds four bytes per character: five times the message before parsing starts. Feeding
+    the same parser 64 KiB at a time gives the same tree (the feed parser accepts any split,
+    and ASCII with surrogateescape decodes byte by byte).
+    """
+    parser = FeedParser(policy=policy.default)
+    view = memoryview(raw)
+    for start in range(0, len(view), _FEED):
+        parser.feed(str(view[start : start + _FEED], "ascii", "surrogateescape"))
+    return parser.close()
+
+
+def _base64_body(part: Message) -> bytes | None:
+    """A well-formed base64 body decoded in about twice its size, else None.
+
+    ``get_payload(decode=True)`` copies the text, splits it into one bytes object per line
+    and joins them again: over four times the body at once. For a body that email's strict
+    path would accept unchanged (no stray characters, whole quanta) this gives the same bytes;
+    anything else returns None and goes through email, which records the defects.
+    """
+    if str(part.get("content-transfer-encoding", "")).lower() != "base64":  # as email does
+        return None
+    payload = getattr(part, "_payload", None)
+    if not isinstance(payload, str) or not payload.isascii():
+        return None
+    encoded = bytearray()
+    for start in range(0, len(payload), _B64_CHUNK):
+        # the same as email's b"".join(body.splitlines()): bytes lines end at CR, LF or CRLF
+        encoded += payload[start : start + _B64_CHUNK].encode("ascii").translate(None, b"\r\n")
+    if len(encoded) % 4 or not _B64_VALID.fullmatch(encoded):
+        return None
+    try:
+        return binascii.a2b_base64(encoded)
+    except binascii.Error:
+        return None
 
 
 def _raw_first_part(raw: bytes, boundary: str) -> bytes | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -28,6 +29,9 @@ from signing.trust import TrustStore
 log = logging.getLogger(__name__)
 _FORMAT_OF = {"pdf": "pdf", "cms": "cms", "edxml": "xmldsig", "xml": "xmldsig"}
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+# pyHanko leaves the file's bytes in reference cycles: a worker kept a 46 MB PDF until the
+# cyclic collector happened to run (bench/memory.py). After a job this big, collect at once.
+COLLECT_AFTER_BYTES = 8 * 1024 * 1024
 
 
 def _worker_main(conn: Connection, anchors: list[str], crls: list[str], revocation: str) -> None:
@@ -52,17 +56,33 @@ def _worker_main(conn: Connection, anchors: list[str], crls: list[str], revocati
         kind, args = job
         with contextlib.suppress(Exception):  # keep the old store if a new file is bad
             trust = trust.reloaded()
+        files: tuple[str | None, ...] = ()
         try:
             if kind == "document":
                 path, detected_type, filename, detached_path = args
+                files = (path, detached_path)
                 result = verify_file(path, detected_type, filename, trust, detached_path)
             else:
                 signature_path, signed_path = args
+                files = (signature_path, signed_path)
                 result = verify_smime_files(signature_path, signed_path, trust)
+            reply: tuple[str, Any] = ("ok", result)
+            del result
         except Exception as exc:  # never lose the worker to one job
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
-            continue
-        conn.send(("ok", result))
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        if _size(files) >= COLLECT_AFTER_BYTES:
+            gc.collect()  # before the reply, so the memory is back when the job is done
+        conn.send(reply)
+        del reply
+
+
+def _size(paths: Iterable[str | None]) -> int:
+    total = 0
+    for p in paths:
+        if p:
+            with contextlib.suppress(OSError):
+                total += os.stat(p).st_size
+    return total
 
 
 @dataclass(eq=False)

@@ -17,6 +17,8 @@ from typing import Literal
 
 import aiosmtplib
 
+from gateway.delivery.wire import send_data
+
 Outcome = Literal["delivered", "temporary", "permanent"]
 TLS_REQUIRED = ("verify", "encrypt")
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -270,7 +272,7 @@ async def transact(
         stage = session.stage = "RCPT TO"
         await client.rcpt(recipient, encoding=encoding, timeout=t)
         stage = session.stage = "end of DATA"
-        resp = await client.data(data, timeout=t)
+        resp = await send_data(client, data, t)
         session.clean = True
         return _from_response(resp.code, resp.message, target, stage, tls), True
     except aiosmtplib.SMTPResponseException as e:

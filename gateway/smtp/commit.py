@@ -118,14 +118,16 @@ class Committer:
                 and size < self.max_batch_bytes
                 and not self._queue.empty()
             ):
-                item = self._queue.get_nowait()
-                batch.append(item)
-                size += len(item.message.raw)
+                batch.append(self._queue.get_nowait())
+                size += len(batch[-1].message.raw)
             try:
                 await self._write(batch)
             finally:
-                for _ in batch:
+                for _ in range(len(batch)):
                     self._queue.task_done()
+                # Not to hold the last messages' bytes (up to max_message_size each) while
+                # waiting for the next one.
+                batch.clear()
 
     async def _write(self, batch: list[_Item]) -> None:
         try:
