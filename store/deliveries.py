@@ -93,8 +93,9 @@ async def claim_due(
     limit: int,
     inline_raw: int = INLINE_RAW,
 ) -> list[ClaimedDelivery]:
-    """Claim up to `limit` due deliveries, most urgent then oldest first, mark them sending
-    and read what sending needs, in one statement (one round trip): the envelope, the route,
+    """Claim up to `limit` due deliveries, most urgent first, then the longest due (a retry that
+    falls due again queues behind mail that has waited longer, so a destination that keeps
+    failing cannot starve the others), mark them sending and read what sending needs, in one statement (one round trip): the envelope, the route,
     the documents' verdicts and, for messages up to `inline_raw` bytes, the raw bytes."""
     picked = (
         select(Delivery.id)
@@ -104,7 +105,7 @@ async def claim_due(
             _not_paused(),
             or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < func.now()),
         )
-        .order_by(Delivery.priority.desc(), Delivery.created_at, Delivery.id)
+        .order_by(Delivery.priority.desc(), Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
         .cte("picked")
@@ -121,6 +122,7 @@ async def claim_due(
             Delivery.priority,
             Delivery.attempts,
             Delivery.created_at,
+            Delivery.next_attempt_at,
             Delivery.warned_at,
         )
         .cte("claimed")
@@ -155,7 +157,7 @@ async def claim_due(
             .select_from(claimed)
             .join(Message, Message.id == claimed.c.message_id)
             .outerjoin(Agency, Agency.code == claimed.c.agency_code)
-            .order_by(claimed.c.priority.desc(), claimed.c.created_at, claimed.c.id)
+            .order_by(claimed.c.priority.desc(), claimed.c.next_attempt_at, claimed.c.id)
         )
     ).all()
     out = []

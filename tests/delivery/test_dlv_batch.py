@@ -193,3 +193,40 @@ async def test_a_session_the_server_closed_while_kept_costs_nothing(db):
     await pool.close(timeouts)
     assert len(rec.got) == 4
     await sink.close()
+
+
+async def test_retries_falling_due_do_not_starve_mail_that_waited_longer(db, settings):
+    """A destination that keeps failing: its old deliveries fall due again every few seconds.
+    Claims go by how long a delivery has been due, so never-tried mail behind them still goes."""
+    await add_agency(db, AGENCY, INBOX, "smtp://127.0.0.1:2525")
+    now = dt.datetime.now(dt.UTC)
+    _, retried = await put_message(
+        db, make_raw(subject="cũ"), [(f"r{i}@down.gov.vn", None, 0) for i in range(10)]
+    )
+    _, fresh = await put_message(
+        db, make_raw(subject="mới"), [(f"f{i}@ok.gov.vn", None, 0) for i in range(10)]
+    )
+    async with db.transaction() as s:
+        # the retried ones are an hour old but were just deferred again and are due now;
+        # the fresh ones arrived 30 s ago and were never tried
+        await s.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(retried))
+            .values(
+                state="deferred",
+                attempts=20,
+                created_at=now - dt.timedelta(hours=1),
+                next_attempt_at=now - dt.timedelta(seconds=1),
+            )
+        )
+        await s.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(fresh))
+            .values(
+                created_at=now - dt.timedelta(seconds=30),
+                next_attempt_at=now - dt.timedelta(seconds=30),
+            )
+        )
+    async with db.transaction() as s:
+        claimed = await repo.claim_due(s, worker="w1", lease=LEASE, limit=10)
+    assert sorted(c.id for c in claimed) == sorted(fresh)
