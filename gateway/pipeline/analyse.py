@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 
 from mailparse import (
+    DEFAULT_LIMITS,
     Attachment,
     ClassifyContext,
     DocumentFacts,
+    Limits,
     ParsedMessage,
     classify,
     message_facts,
@@ -122,9 +124,25 @@ class _Spool:
         return str(path)
 
 
-def analyse_content(raw: bytes, spool_dir: Path) -> ContentAnalysis:
+def parse_limits(max_message_size: int) -> Limits:
+    """mailparse's caps, raised to fit what the SMTP listener accepts: a message the gateway
+    said 250 to must not come out `malformed` merely for being within its own size limit."""
+    d = DEFAULT_LIMITS
+    if max_message_size <= d.max_message_bytes:
+        return d
+    return replace(
+        d,
+        max_message_bytes=max_message_size,
+        max_decoded_bytes=max(d.max_decoded_bytes, max_message_size),
+        max_total_decoded_bytes=max(d.max_total_decoded_bytes, 2 * max_message_size),
+    )
+
+
+def analyse_content(
+    raw: bytes, spool_dir: Path, limits: Limits = DEFAULT_LIMITS
+) -> ContentAnalysis:
     """Parse *raw*, classify every attachment (recursively) and spool what needs verifying."""
-    parsed = parse(raw)
+    parsed = parse(raw, limits)
     spool = _Spool(spool_dir)
     ctx = ClassifyContext(subject=parsed.subject, body_text=parsed.body_text)
     docs: list[DocPlan] = []

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import multiprocessing
 import os
@@ -47,6 +48,7 @@ from gateway.pipeline.analyse import (
     ContentAnalysis,
     analyse_content,
     analyse_many,
+    parse_limits,
     spooled,
 )
 from gateway.pipeline.outcome import Envelope, Outcome, build_outcome
@@ -158,6 +160,9 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         self.db = db
+        if analyser is analyse_content:  # the real one: parse within the configured size limit
+            limits = parse_limits(settings.smtp.max_message_size)
+            analyser = functools.partial(analyse_content, limits=limits)
         self.analyser = analyser
         self.poll_interval = poll_interval
         self.retry_delay = retry_delay
