@@ -100,6 +100,30 @@ def make_message(load: str, i: int, attachment: bytes | None, size: int) -> tupl
     return key, m.as_bytes().replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n")
 
 
+async def setup_agency(url: str, sink_port: int) -> None:
+    """The schema, and one agency whose route is the sink (shared with bench/pipeline.py)."""
+    from store.agencies import AgencyIn, upsert_agency
+    from store.db import Database
+
+    db = Database.connect(url, pool_size=1)
+    try:
+        await db.upgrade()
+        async with db.transaction() as s:
+            await upsert_agency(
+                s,
+                AgencyIn(
+                    code=AGENCY,
+                    name="Sở Thông tin và Truyền thông (bench)",
+                    address=RCPT,
+                    domains=["dich.gov.vn"],
+                    route=f"smtp://127.0.0.1:{sink_port}",
+                    tls="none",
+                ),
+            )
+    finally:
+        await db.close()
+
+
 async def drive(port: int, msgs: list[tuple[str, bytes]], sessions: int) -> dict[str, float]:
     """Send everything over `sessions` persistent connections; returns key → accept time."""
     import aiosmtplib
@@ -176,7 +200,7 @@ class Gateway:
         self.lines: list[str] = []
 
     def start(self) -> None:
-        asyncio.run(self._agency())
+        asyncio.run(setup_agency(self.url, self.sink_port))
         cfg = self.tmp / "edocgw.toml"
         cfg.write_text(
             f"""
@@ -241,28 +265,6 @@ format = "json"
             raise SystemExit("edocgw serve did not start:\n" + "\n".join(self.lines[-15:]))
         if self.port:
             wait_port(self.port)
-
-    async def _agency(self) -> None:
-        from store.agencies import AgencyIn, upsert_agency
-        from store.db import Database
-
-        db = Database.connect(self.url, pool_size=1)
-        try:
-            await db.upgrade()
-            async with db.transaction() as s:
-                await upsert_agency(
-                    s,
-                    AgencyIn(
-                        code=AGENCY,
-                        name="Sở Thông tin và Truyền thông (bench)",
-                        address=RCPT,
-                        domains=["dich.gov.vn"],
-                        route=f"smtp://127.0.0.1:{self.sink_port}",
-                        tls="none",
-                    ),
-                )
-        finally:
-            await db.close()
 
     def peak_rss_mb(self) -> float:
         assert self.proc is not None

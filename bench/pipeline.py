@@ -26,52 +26,22 @@ import statistics
 import sys
 import tempfile
 import time
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-AGENCY = "000.00.00.H99"
-RCPT = "vanban@dich.gov.vn"
-SENDER = "vanthu@tayninh.gov.vn"
+sys.path.insert(0, str(ROOT / "bench"))
+
+from e2e import RCPT, SENDER, setup_agency  # noqa: E402
+from e2e import make_message as _e2e_message  # noqa: E402
+
 DEADLINE = 300.0
 
 
 def make_message(tag: str, i: int, attachment: bytes | None, size: int) -> bytes:
-    m = EmailMessage()
-    m["From"], m["To"] = SENDER, RCPT
-    m["Subject"] = f"Công văn số {i}/UBND-VP ({tag})"
-    m["Message-ID"] = f"<{tag}-{i}.{time.time_ns()}@tayninh.gov.vn>"
-    body = "Kính gửi: Sở Thông tin và Truyền thông.\n"
-    m.set_content(body + "x" * max(0, size - 600) if size else body)
-    if attachment is not None:
-        m.add_attachment(attachment, "application", "pdf", filename=f"{i}-UBND-VP.pdf")
-    return m.as_bytes().replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n")
-
-
-async def setup(url: str, sink_port: int) -> None:
-    from store.agencies import AgencyIn, upsert_agency
-    from store.db import Database
-
-    db = Database.connect(url, pool_size=1)
-    try:
-        await db.upgrade()
-        async with db.transaction() as s:
-            await upsert_agency(
-                s,
-                AgencyIn(
-                    code=AGENCY,
-                    name="Sở Thông tin và Truyền thông (bench)",
-                    address=RCPT,
-                    domains=["dich.gov.vn"],
-                    route=f"smtp://127.0.0.1:{sink_port}",
-                    tls="none",
-                ),
-            )
-    finally:
-        await db.close()
+    return _e2e_message(tag, i, attachment, size)[1]
 
 
 async def insert_received(url: str, raws: list[bytes]) -> None:
@@ -270,7 +240,7 @@ def main() -> int:
     pg = EmbeddedPostgres(tmp / "pgdata")
     try:
         url = pg.start()
-        asyncio.run(setup(url, 9))
+        asyncio.run(setup_agency(url, 9))
         print(
             f"pipeline only, embedded PostgreSQL; receipts {'on' if args.receipts else 'off'}",
             flush=True,
