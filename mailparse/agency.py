@@ -12,11 +12,6 @@ _IN_TEXT = re.compile(
 )
 
 
-def is_code(value: str) -> bool:
-    """True for a strict 4-group code or a legacy 3-group one."""
-    return bool(STRICT.match(value) or LEGACY.match(value))
-
-
 def find_codes(text: str) -> tuple[list[str], list[str]]:
     """All agency codes in text, in order and without repeats, and flags for legacy ones."""
     codes: list[str] = []

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from asn1crypto import cms, x509
+from asn1crypto import cms
 from pyhanko.sign.general import get_pyca_cryptography_hash
 from pyhanko.sign.validation import errors as val_errors
 from pyhanko.sign.validation.generic_cms import (
@@ -292,7 +292,3 @@ def verify_cms(
         covers_whole_file=True,
         note=note,
     )
-
-
-def certs_of(sd: cms.SignedData) -> list[x509.Certificate]:
-    return [c.chosen for c in sd["certificates"] if c.name == "certificate"]

@@ -113,13 +113,6 @@ def parse_csv(text: str) -> list[AgencyIn]:
     return out
 
 
-async def import_csv(session: AsyncSession, text: str) -> int:
-    agencies = parse_csv(text)
-    for a in agencies:
-        await upsert_agency(session, a)
-    return len(agencies)
-
-
 async def list_agencies(session: AsyncSession, active_only: bool = False) -> list[Agency]:
     q = select(Agency).order_by(Agency.code)
     if active_only:

@@ -30,9 +30,6 @@ class Directory:
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
 
-    def invalidate(self) -> None:
-        self._loaded_at = 0.0
-
     async def get(self) -> LocalDirectory:
         """The current snapshot; raises only when none could ever be loaded."""
         if self._snapshot is not None and time.monotonic() - self._loaded_at < self.ttl:

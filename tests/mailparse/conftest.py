@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from mailparse import Attachment
-from mailparse.containers import make_attachment
-
 # Filled by test_mp_corpus: {"pdf": {fact: (right, total)}, "docx": {...}}
 ACCURACY: dict[str, dict[str, list[int]]] = {}
 
@@ -21,13 +16,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for fmt, table in sorted(ACCURACY.items()):
         cells = [f"{fact} {right}/{total}" for fact, (right, total) in table.items()]
         tr.write_line(f"{fmt:5} " + "  ".join(cells))
-
-
-@pytest.fixture
-def attach() -> Any:
-    """Wrap bytes as a top-level attachment, as parse() would."""
-
-    def _make(data: bytes, filename: str | None = None, declared: str | None = None) -> Attachment:
-        return make_attachment("1", filename, declared, data)
-
-    return _make

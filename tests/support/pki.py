@@ -16,7 +16,6 @@ import datetime as dt
 import functools
 import io
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -583,8 +582,3 @@ def make_edxml(subject: str = "V/v kiểm thử chữ ký số") -> bytes:
         "</edXML:MessageHeader></edXML:edXMLHeader></edXML:edXMLEnvelope>"
         "</edXML:edXML>"
     ).encode()
-
-
-def tempdir() -> Path:
-    """A fresh temporary directory (for callers without pytest's tmp_path)."""
-    return Path(tempfile.mkdtemp(prefix="edocgw-pki-"))
