@@ -10,6 +10,7 @@ switched off (globally or for the sender's domain).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -199,21 +200,28 @@ async def queue_notices(
         )
     ).all():
         deliveries[d.message_id].append(d)
-    built: list[tuple[int, Notice]] = []
+    jobs: list[tuple[int, _Original, NoticeRequest, bytes | None]] = []
     for i, it in enumerate(items):
         found = originals.get(it.message_id)
         if found is None:
             continue
-        orig = found
         status_xml = None
-        if it.kind in EDXML_STATUS and any(d.detected_type == "edxml" for d in docs[orig.id]):
+        if it.kind in EDXML_STATUS and any(d.detected_type == "edxml" for d in docs[found.id]):
             status_xml = edxml_status(
-                await message_raw(session, orig.id), settings, it.kind, _reason(it.detail)
+                await message_raw(session, found.id), settings, it.kind, _reason(it.detail)
             )
-        notice = _build(
-            settings, orig, it.kind, it.detail, docs[orig.id], deliveries[orig.id], status_xml
-        )
-        built.append((i, notice))
+        jobs.append((i, found, it, status_xml))
+
+    def build_all() -> list[tuple[int, Notice]]:
+        return [
+            (i, _build(settings, o, it.kind, it.detail, docs[o.id], deliveries[o.id], xml))
+            for i, o, it, xml in jobs
+        ]
+
+    # S/MIME signing is RSA/ECDSA work (~1 ms a receipt, and the key files are read once):
+    # with a key configured, the batch is built in a thread so the event loop keeps moving.
+    signs = bool(settings.receipts.sign_cert and settings.receipts.sign_key)
+    built = await asyncio.to_thread(build_all) if signs and jobs else build_all()
     new_ids = await enqueue_many(session, [(n, items[i].message_id) for i, n in built])
     for (i, _), new_id in zip(built, new_ids, strict=True):
         out[i] = new_id
