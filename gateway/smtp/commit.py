@@ -6,10 +6,9 @@ told their ids, so a client still gets its 250 only after its own row is committ
 one round trip and one WAL flush cover many messages; when idle a batch is a single message
 and nothing waits for company.
 
-The statement does exactly what `store.messages.insert_message` does for each message (the
-row in state `received`, its `received` event with the same detail, the NOTIFY on
-`edocgw_received` with the id), in one implicit transaction; tests/smtp checks that both
-give the same rows. It runs on a small asyncpg pool of its own: going through SQLAlchemy
+The statement (`store.messages.insert_messages`) does exactly what `insert_message` does for
+each message, in one implicit transaction; tests/smtp checks that both give the same rows. It
+runs on a small asyncpg pool of its own: going through SQLAlchemy
 costs several round trips and about 1 ms of CPU per message, which capped acceptance.
 
 If a shared transaction fails, each of its messages is retried alone, so one message the
@@ -19,14 +18,13 @@ database refuses does not take the others down with it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 
 import asyncpg
 
-from store.db import CHANNEL_RECEIVED, Database, asyncpg_dsn
-from store.messages import NewMessage
+from store.db import Database, asyncpg_dsn
+from store.messages import NewMessage, insert_messages
 
 log = logging.getLogger("edocgw.smtp")
 
@@ -150,63 +148,7 @@ class Committer:
 
     async def _insert(self, messages: list[NewMessage]) -> list[int]:
         assert self._pool is not None
-        rows = await self._pool.fetch(INSERT_BATCH, *batch_params(messages))
-        return [int(r["id"]) for r in rows]
-
-
-# One statement, so one implicit transaction: either every message of the batch (rows,
-# events, notifications) commits or none does. Ids are drawn first so that each event can
-# name its message without relying on the order of RETURNING.
-INSERT_BATCH = f"""
-WITH input AS (
-    SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, u.*
-    FROM unnest(
-        $1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[],
-        $8::text[], $9::bigint[], $10::text[], $11::bytea[], $12::jsonb[]
-    ) WITH ORDINALITY AS u(
-        source, peer, auth_user, mail_from, rcpt_to, header_message_id, header_from,
-        subject, size, sha256, raw, detail, ord
-    )
-), m AS (
-    INSERT INTO messages (
-        id, source, peer, auth_user, mail_from, rcpt_to, header_message_id, header_from,
-        subject, size, sha256, raw, state
-    )
-    SELECT id, source, peer, auth_user, mail_from,
-           ARRAY(SELECT jsonb_array_elements_text(rcpt_to)), header_message_id, header_from,
-           subject, size, sha256, raw, 'received'
-    FROM input
-), e AS (
-    INSERT INTO events (kind, message_id, detail)
-    SELECT 'received', id, detail FROM input
-)
-SELECT id, pg_notify('{CHANNEL_RECEIVED}', id::text) FROM input ORDER BY ord
-"""
-
-
-def batch_params(messages: list[NewMessage]) -> list[list[object]]:
-    cols: list[list[object]] = [[] for _ in range(12)]
-    for m in messages:
-        sha = m.sha256
-        detail = {"source": m.source, "peer": m.peer, "size": len(m.raw), "sha256": sha}
-        detail.update(m.detail)
-        values = (
-            m.source,
-            m.peer,
-            m.auth_user,
-            m.mail_from,
-            json.dumps(list(m.rcpt_to), ensure_ascii=False),
-            m.header_message_id,
-            m.header_from,
-            m.subject,
-            len(m.raw),
-            sha,
-            m.raw,
-            json.dumps(detail, ensure_ascii=False),
-        )
-        for col, v in zip(cols, values, strict=True):
-            col.append(v)
-    return cols
+        return await insert_messages(self._pool, messages)
 
 
 def _fail(item: _Item, error: CommitError) -> None:
