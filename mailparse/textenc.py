@@ -28,7 +28,7 @@ def decode_bytes(data: bytes, charset: str | None = None) -> tuple[str, list[str
             tried.append(cs)
         except LookupError:
             defects.append(f"unknown_charset:{cs[:40]}")
-    elif any(b >= 0x80 for b in data[:65536]):
+    elif not data[:65536].isascii():
         defects.append("undeclared_8bit")
     for cs in _FALLBACK_CHARSETS:
         if cs not in tried:
@@ -38,7 +38,7 @@ def decode_bytes(data: bytes, charset: str | None = None) -> tuple[str, list[str
             text = data.decode(cs)
         except (UnicodeDecodeError, LookupError):
             continue
-        if cs in ("us-ascii", "ascii") and any(b >= 0x80 for b in data):
+        if cs in ("us-ascii", "ascii") and not data.isascii():
             continue
         if cs != tried[0] and charset:
             defects.append(f"charset_mismatch:{tried[0]}->{cs}")
