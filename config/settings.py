@@ -56,6 +56,20 @@ class GatewaySettings(Section):
         description="Processes that parse and classify messages; 0 runs that work in threads "
         "of the gateway process instead.",
     )
+    worker_processes: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="Child processes that run this serve process's pipeline and delivery "
+        "roles at a lower CPU priority when it also runs intake, so SMTP acceptance keeps a "
+        "core to itself under load; 0 runs pipeline and delivery inside this process.",
+    )
+    worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much lower the worker processes' CPU priority is (added niceness).",
+    )
     claim_timeout: Duration = Field(
         parse_duration("5m"),
         description="How long a worker's claim on a row lasts before another worker may take it.",

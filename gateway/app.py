@@ -12,6 +12,8 @@ import contextlib
 import logging
 import os
 import signal
+import sys
+from pathlib import Path
 from typing import Protocol
 
 from config import Settings
@@ -32,7 +34,11 @@ class Component(Protocol):
 
 def build_components(settings: Settings, db: Database) -> list[Component]:
     """Everything `serve` runs, in start order: workers first, intake last (so it stops first
-    and nothing new arrives while the workers finish or release what they hold)."""
+    and nothing new arrives while the workers finish or release what they hold).
+
+    With `[gateway] worker_processes`, a process that runs intake runs its pipeline and
+    delivery in child processes instead (gateway/workers.py), and with them the event sealer
+    and the retention sweeper: background work that need not share the listeners' core."""
     from gateway.admin.server import AdminServer
     from gateway.delivery.service import DeliveryService
     from gateway.imap import ImapFetcher
@@ -40,16 +46,21 @@ def build_components(settings: Settings, db: Database) -> list[Component]:
     from gateway.retention import RetentionSweeper
     from gateway.sealer import EventSealer
     from gateway.smtp import SmtpListener
+    from gateway.workers import WORKER_ROLES, WorkerProcesses
 
     roles = set(settings.gateway.roles)
-    # The sealer and the retention sweeper are cheap and safe to run in every process.
-    components: list[Component] = [
-        EventSealer(db),
-        RetentionSweeper(db, settings.logging.retention),
-    ]
-    if "pipeline" in roles:
+    # Worker processes only make sense beside intake: they keep its core free.
+    delegated = [r for r in WORKER_ROLES if r in roles]
+    if not settings.gateway.worker_processes or "intake" not in roles:
+        delegated = []
+    components: list[Component] = []
+    if delegated:
+        components.append(WorkerProcesses(settings, db.url, delegated))
+    else:  # cheap, and safe to run in every serve process on the database
+        components += [EventSealer(db), RetentionSweeper(db, settings.logging.retention)]
+    if "pipeline" in roles and "pipeline" not in delegated:
         components.append(Pipeline(settings, db))
-    if "delivery" in roles:
+    if "delivery" in roles and "delivery" not in delegated:
         components.append(DeliveryService(settings, db))
     if "admin" in roles and settings.admin.enabled:
         components.append(AdminServer(settings, db, components))  # /healthz sees the list
@@ -131,7 +142,25 @@ def _redact(url: str) -> str:
     return f"{scheme}://{user}:***@{tail}"
 
 
+def use_multiprocess_metrics(settings: Settings) -> None:
+    """Let worker processes' metrics reach /metrics (prometheus-client multiprocess mode).
+
+    Must run before prometheus-client is first imported: it picks its value store then. An
+    embedding program that imported it already keeps per-process metrics."""
+    if not settings.gateway.worker_processes or "prometheus_client" in sys.modules:
+        return
+    path = Path(settings.gateway.data_dir).resolve() / "metrics"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        for old in path.glob("*.db"):  # counts of an earlier run: its processes are gone
+            old.unlink()
+    except OSError:
+        return  # per-process metrics; the data_dir problem is reported where it matters
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+
+
 def serve(settings: Settings, config_file: str | None = None) -> int:
+    use_multiprocess_metrics(settings)
     service = Service(settings, config_file)
     try:
         import uvloop

@@ -39,9 +39,22 @@ class TextFormatter(logging.Formatter):
         return f"{line} {extras}".rstrip()
 
 
-def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
+class _Tag(logging.Filter):
+    def __init__(self, process: str) -> None:
+        super().__init__()
+        self.process = process
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.proc = self.process
+        return True
+
+
+def setup_logging(level: str = "INFO", fmt: str = "json", process: str = "") -> None:
+    """`process` tags every line (a worker process's lines share the parent's stderr)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    if process:
+        handler.addFilter(_Tag(process))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

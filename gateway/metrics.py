@@ -9,14 +9,18 @@ Two kinds:
   and `connection_opened/closed(listener)` for the connections-per-listener gauge.
 
 Everything lives in prometheus-client's default registry, so metrics other modules define
-with prometheus-client directly are exported too.
+with prometheus-client directly are exported too. Under `serve` with worker processes the
+process-local instruments are shared through prometheus-client's multiprocess mode (files in
+`data_dir/metrics`, set up by `use_multiprocess_dir` before prometheus-client is imported), so
+/metrics adds up the listener's and the workers' counts.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -37,7 +41,12 @@ VERIFY_SECONDS = Histogram(
     ["format"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-CONNECTIONS = Gauge("edocgw_connections", "Open client connections per listener.", ["listener"])
+CONNECTIONS = Gauge(
+    "edocgw_connections",
+    "Open client connections per listener.",
+    ["listener"],
+    multiprocess_mode="livesum",
+)
 
 
 def message_received(source: str) -> None:
@@ -102,5 +111,22 @@ class StoreCollector(Collector):
         )
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STORE = StoreCollector()
 REGISTRY.register(STORE)
+
+
+def registry() -> CollectorRegistry:
+    """What /metrics exports: this process's registry, or every process's files."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return REGISTRY
+    r = CollectorRegistry()
+    multiprocess.MultiProcessCollector(r)
+    r.register(STORE)
+    return r
+
+
+def process_gone(pid: int) -> None:
+    """Drop a dead process's live gauges (its counters stay in the sums)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)

@@ -44,7 +44,13 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
     """Settings for an in-process gateway on the test's database, ports picked by the OS."""
     return Settings.model_validate(
         {
-            "gateway": {"data_dir": str(tmp_path / "var"), "hostname": "gw.test.gov.vn"},
+            # pipeline and delivery in this process: these tests drive the components
+            # themselves (tests/e2e/test_e2e_workers.py covers the worker processes)
+            "gateway": {
+                "data_dir": str(tmp_path / "var"),
+                "hostname": "gw.test.gov.vn",
+                "worker_processes": 0,
+            },
             "database": {"url": db_url},
             "smtp": {"relay_listen": "127.0.0.1:0", "submission_listen": "127.0.0.1:0"},
             "admin": {"listen": "127.0.0.1:0"},

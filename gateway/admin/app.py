@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -48,7 +48,7 @@ async def metrics_endpoint(request: Request) -> Response:
     except Exception as e:  # still export the process metrics; the gap shows in the graphs
         log.warning("reading store counts for /metrics failed", extra={"error": str(e)})
         metrics.STORE.snapshot = None
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(metrics.registry()), media_type=CONTENT_TYPE_LATEST)
 
 
 def _alive(component: Any) -> bool:

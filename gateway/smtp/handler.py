@@ -16,6 +16,7 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
 
 from config import Settings
+from gateway import metrics
 from gateway.smtp.auth import SubmitAuthenticator
 from gateway.smtp.authlimit import AuthFailures
 from gateway.smtp.commit import CommitError, Committer
@@ -112,6 +113,7 @@ class Handler:
                 extra={"peer": message.peer, "size": len(raw), "error": str(e)},
             )
             return "451 4.3.0 Temporary storage failure, try again later"
+        metrics.message_received("smtp")
         return f"250 2.0.0 Ok: queued as {msg_id}"
 
     async def handle_exception(self, error: Exception) -> str:

@@ -18,12 +18,18 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, syntax
 
+from gateway import metrics
 from gateway.smtp.authlimit import ConnectionLimiter
 from gateway.smtp.fastdata import MemoryBudget, read_data
 
 _SIZE_PARAM = re.compile(r"(?:^|\s)SIZE=(\d+)", re.IGNORECASE)
 _ANGLE_TRAILING_DOT = re.compile(r"^(\s*<[^>]*@[^>]*?)\.>(.*)$", re.DOTALL)
 _BARE_TRAILING_DOT = re.compile(r"^(\s*[^<\s]*@\S*?)\.(\s.*)?$", re.DOTALL)
+# `<dot-atom@host.name>`: what nearly every MAIL and RCPT carries. The email package's RFC 5322
+# parser is a fifth of the listener's CPU per message at 1 KB; this shape it would return as is.
+_ATOM = r"[A-Za-z0-9_+=\-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
+_PLAIN_ANGLE = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*)>[ \t]*")
 
 TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
 NO_ROOM = "452 4.3.1 Insufficient system storage: too much mail in transit, try again later"
@@ -73,6 +79,7 @@ class GatewaySMTP(SMTP):
                 return
             self._admitted_ip = ip
             self._sessions.add(self)
+            metrics.connection_opened(self.event_handler.listener)
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
@@ -82,6 +89,7 @@ class GatewaySMTP(SMTP):
             self._limiter.release(self._admitted_ip)
             self._admitted_ip = None
             self._sessions.discard(self)
+            metrics.connection_closed(self.event_handler.listener)
         super().connection_lost(error)
 
     def eof_received(self) -> bool | None:
@@ -106,14 +114,27 @@ class GatewaySMTP(SMTP):
     # -- commands ------------------------------------------------------------------------------
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        address, rest = super()._getaddr(arg)
+        plain = _PLAIN_ANGLE.match(arg)
+        if plain and not arg.startswith("(", plain.end()):  # a comment: the full parser's job
+            address = plain.group(1)
+            if not self.local_part_limit or address.index("@") <= self.local_part_limit:
+                return address, arg[plain.end() :]
+        address, rest = self._parse_addr(arg)
         if address is None:
             fixed = _ANGLE_TRAILING_DOT.sub(r"\1>\2", arg, count=1)
             if fixed == arg:
                 fixed = _BARE_TRAILING_DOT.sub(lambda m: m.group(1) + (m.group(2) or ""), arg)
             if fixed != arg:
-                address, rest = super()._getaddr(fixed)
+                address, rest = self._parse_addr(fixed)
         return address, rest
+
+    def _parse_addr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's parser, which raises IndexError on some truncated input (`<`, `<a@`, a
+        lone quote): that is a malformed address (553), not a server error (451)."""
+        try:
+            return super()._getaddr(arg)
+        except (IndexError, ValueError):
+            return None, None
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:

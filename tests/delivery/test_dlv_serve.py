@@ -89,6 +89,8 @@ hostname = "{HOST}"
 data_dir = "{tmp_path / name}"
 claim_timeout = "3s"
 verify_processes = 1
+# delivery in the serve process itself: these tests kill and count the delivering process
+worker_processes = 0
 [database]
 url = "{db_url}"
 pool_size = 5

@@ -1,0 +1,83 @@
+"""A worker process of `serve` (see gateway/workers.py): `python -m gateway.worker N`.
+
+Reads its settings as one JSON line on stdin, lowers its CPU priority, runs the components of
+its roles, writes `ready` on stdout, and stops when stdin closes (the parent stopping, or
+gone) or on SIGTERM. SIGINT is left to the parent: a terminal's Ctrl-C reaches the whole
+process group, and the parent stops intake before its workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from config import Settings
+from gateway.app import STOP_TIMEOUT, Component, build_components
+from gateway.logsetup import setup_logging
+from store.db import open_database
+
+log = logging.getLogger("edocgw.worker")
+
+
+class _UntilClosed(asyncio.Protocol):
+    def __init__(self, closed: asyncio.Event) -> None:
+        self.closed = closed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
+
+
+async def run(settings: Settings) -> int:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    await loop.connect_read_pipe(lambda: _UntilClosed(stopping), sys.stdin)
+    db = await open_database(settings)
+    components: list[Component] = []
+    try:
+        components = build_components(settings, db)
+        for c in components:
+            await c.start()
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        await stopping.wait()
+    finally:
+        for c in reversed(components):
+            try:
+                await asyncio.wait_for(c.stop(), STOP_TIMEOUT)
+            except Exception as e:
+                log.warning(f"stopping {c.name} failed", extra={"error": repr(e)})
+        await db.close()
+    return 0
+
+
+def main() -> int:
+    number = sys.argv[1] if len(sys.argv) > 1 else "1"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        settings = Settings.model_validate_json(sys.stdin.buffer.readline())
+    except ValueError as e:
+        print(f"edocgw worker {number}: unusable settings from the parent: {e}", file=sys.stderr)
+        return 2
+    g = settings.gateway
+    setup_logging(settings.logging.level, settings.logging.format, process=f"worker-{number}")
+    os.nice(g.worker_nice)
+    runner = asyncio.run
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        pass
+    try:
+        return runner(run(settings))
+    except Exception:
+        log.exception("worker process failed")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
