@@ -1,4 +1,5 @@
-"""The listener's fast path for `<plain@address>` must answer exactly as the RFC 5322 parser.
+"""The listener's shortcuts must change no answer: `<plain@address>` parsed as the RFC 5322
+parser parses it, and session set-up finding the same AUTH mechanisms as stock aiosmtpd.
 
 The relay matrix (test_smtp_relay.py) checks what those answers mean on a real listener; this
 checks, over many generated MAIL/RCPT arguments, that the shortcut never changes an answer.
@@ -7,6 +8,7 @@ checks, over many generated MAIL/RCPT arguments, that the shortcut never changes
 from __future__ import annotations
 
 import asyncio
+import inspect
 
 import pytest
 from aiosmtpd.smtp import SMTP
@@ -14,6 +16,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway.smtp import SmtpListener
+from gateway.smtp.authlimit import ConnectionLimiter
+from gateway.smtp.handler import Handler
 from gateway.smtp.protocol import _PLAIN_ANGLE, GatewaySMTP
 from tests.smtp.clients import raw_session
 
@@ -71,3 +75,32 @@ async def test_truncated_addresses_are_malformed_not_a_server_error(
         ],
     )
     assert [r.code for r in replies] == [220, 250, 553, 250, 553]
+
+
+async def test_session_setup_finds_the_same_auth_mechanisms(gw: SmtpListener) -> None:
+    """GatewaySMTP swaps aiosmtpd's per-session inspect.getmembers() for a cached lookup of
+    the auth_* names; the mechanism table must be what the full listing gives."""
+    assert gw._shared is not None
+    handler = Handler("submission", gw._shared)
+    smtp = GatewaySMTP(
+        handler,
+        limiter=ConnectionLimiter(10, 10),
+        sessions=set(),
+        data_timeout=60,
+        hostname="gw.test",
+        auth_required=True,
+        auth_require_tls=True,
+        loop=asyncio.get_running_loop(),
+    )
+    expected = {
+        getattr(f, "__auth_mechanism_name__", n.replace("auth_", "").replace("__", "-")): (
+            f,
+            obj is smtp,
+        )
+        for obj in (smtp, handler)
+        for n, f in inspect.getmembers(obj)  # the real module: the full listing
+        if n.startswith("auth_")
+    }
+    got = {name: (m.method, m.is_builtin) for name, m in smtp._auth_methods.items()}
+    assert got == expected
+    assert {"PLAIN", "LOGIN"} <= got.keys() and not got["PLAIN"][1]  # the handler's own
