@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Memory targets of DESIGN §9: one 50 MB attachment, and 10,000 messages in the queue.
 
-Starts an embedded PostgreSQL, `edocgw serve` (its own process; the verification pool workers
-are its children) and an aiosmtpd sink in this process, then samples the RSS of the serve
-process and of each child every 50 ms (psutil), and also reads each process's exact high-water
+Starts an embedded PostgreSQL, `edocgw serve` (the SMTP listeners; its children are the
+pipeline+delivery worker process and that one's signature verification processes) and an
+aiosmtpd sink in this process, then samples the RSS of the serve process and of each
+descendant every 50 ms (psutil), and also reads each process's exact high-water
 mark (VmHWM, reset per phase through /proc/PID/clear_refs when we may write it).
 
 1. Big attachments. After a warm-up (a small signed PDF, so pyHanko is loaded in the
@@ -137,8 +138,10 @@ class Sampler:
             cmd = ""
         if "resource_tracker" in cmd:
             return f"resource_tracker[{p.pid}]"
+        if "gateway.worker" in cmd:
+            return f"pipeline+delivery[{p.pid}]"  # serve's worker process
         if "spawn_main" in cmd or "forkserver" in cmd:
-            return f"worker[{p.pid}]"
+            return f"verifier[{p.pid}]"  # its signature verification processes
         return f"child[{p.pid}]"
 
     def _run(self) -> None:
@@ -581,7 +584,7 @@ def phase_queue(gw: Gateway, sampler: Sampler, sink: Sink, total: int, rounds: i
     stats_sql = """SELECT count(*), count(*) FILTER (WHERE attempts > 0), coalesce(sum(attempts), 0)
                    FROM deliveries WHERE agency_code = $1"""
     print(f"  {'point':<22}{'queued':>8}{'tried':>8}{'attempts':>10}{'serve MB':>10}"
-          f"{'workers MB':>11}{'s':>6}")  # fmt: skip
+          f"{'children MB':>12}{'s':>6}")  # fmt: skip
     t0 = time.monotonic()
 
     def stats() -> tuple[int, int, int]:
@@ -593,7 +596,7 @@ def phase_queue(gw: Gateway, sampler: Sampler, sink: Sink, total: int, rounds: i
         workers = sum(v for k, v in rss.items() if k != "serve")
         print(
             f"  {point:<22}{queued:>8}{tried:>8}{attempts:>10}{rss.get('serve', 0) / MB:10.1f}"
-            f"{workers / MB:11.1f}{time.monotonic() - t0:6.0f}",
+            f"{workers / MB:12.1f}{time.monotonic() - t0:6.0f}",
             flush=True,
         )
 
