@@ -11,7 +11,7 @@ Two kinds:
 Everything lives in prometheus-client's default registry, so metrics other modules define
 with prometheus-client directly are exported too. Under `serve` with worker processes the
 process-local instruments are shared through prometheus-client's multiprocess mode (files in
-`data_dir/metrics`, set up by `use_multiprocess_dir` before prometheus-client is imported), so
+`data_dir/metrics`, set up by `gateway.app.use_multiprocess_metrics` before prometheus-client is imported), so
 /metrics adds up the listener's and the workers' counts.
 """
 

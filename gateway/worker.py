@@ -43,6 +43,9 @@ async def run(settings: Settings) -> int:
             await c.start()
         sys.stdout.write("ready\n")
         sys.stdout.flush()
+        # Nobody reads the pipe after this: anything a library prints goes to the log instead
+        # of filling the pipe until this process blocks.
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
         await stopping.wait()
     finally:
         for c in reversed(components):

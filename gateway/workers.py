@@ -127,10 +127,6 @@ class WorkerProcesses:
             p.returncode is None for p in self._procs.values()
         )
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._procs.values() if p.returncode is None]
-
     async def stop(self) -> None:
         """Close each child's stdin (it stops its workers, releasing what they hold) and wait;
         kill what is still running after STOP_TIMEOUT."""
