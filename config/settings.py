@@ -6,6 +6,7 @@ rename them. `edocgw.example.toml` is generated from these descriptions (see `ex
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -254,6 +255,12 @@ class DeliverySettings(Section):
         description="host:port where mail for non-agency destinations (and agencies routed "
         "by MX) goes instead of an MX lookup. Empty: look up MX records.",
     )
+    dns_servers: list[str] = Field(
+        [],
+        description="DNS resolvers for MX look-ups, as IP or IP:port ([IPv6]:port). Empty: "
+        "those of /etc/resolv.conf. Answers, and names that do not exist, are cached for their "
+        "TTL.",
+    )
     tls_ca_file: str = Field(
         "", description="Extra PEM CA bundle to verify destination servers' certificates with."
     )
@@ -268,6 +275,27 @@ class DeliverySettings(Section):
         if not v:
             raise ValueError("expected at least one duration")
         return v
+
+    @field_validator("dns_servers")
+    @classmethod
+    def _dns_servers(cls, v: list[str]) -> list[str]:
+        """Normalised to IP:port ([IPv6]:port), the form delivery splits."""
+        out = []
+        for item in v:
+            host, port = item, "53"
+            if item.startswith("["):
+                host, _, port = item[1:].partition("]:")
+            elif item.count(":") == 1:
+                host, _, port = item.partition(":")
+            try:
+                ipaddress.ip_address(host)
+                ok = port.isdigit() and 0 < int(port) < 65536
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"expected an IP address or IP:port, got {item!r}")
+            out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        return out
 
     @field_validator("smarthost")
     @classmethod

@@ -4,7 +4,10 @@ An agency route `lmtp://host:port` names a final mail store (Dovecot, Cyrus) spo
 
 MX look-ups use dnspython's async resolver with a lifetime, so a dead DNS server is a
 temporary failure after a bounded wait, and a domain that does not exist (or publishes a
-null MX, RFC 7505) is a permanent one.
+null MX, RFC 7505) is a permanent one. One `MxResolver` serves a delivery service, with
+dnspython's cache: answers are reused for their TTL and NXDOMAIN/no-data answers for the zone's
+negative TTL (RFC 2308), so a queue of notices to one mistyped domain costs one look-up, not
+one per delivery.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 
 import dns.asyncresolver
 import dns.exception
+import dns.nameserver
 import dns.resolver
 
 from gateway.delivery.smtp import Result, Target
@@ -33,8 +37,25 @@ def split_hostport(value: str, default_port: int = 25) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class MxResolver:
+    def __init__(self, servers: list[tuple[str, int]] | None = None, cache_size: int = 4096):
+        """`servers`: (address, port) of the DNS resolvers to ask; none: /etc/resolv.conf's."""
+        try:
+            self.resolver = dns.asyncresolver.Resolver(configure=not servers)
+        except dns.resolver.NoResolverConfiguration:  # no /etc/resolv.conf: look-ups fail
+            self.resolver = dns.asyncresolver.Resolver(configure=False)  # as temporary
+        if servers:
+            self.resolver.nameservers = [dns.nameserver.Do53Nameserver(a, p) for a, p in servers]
+        self.resolver.cache = dns.resolver.LRUCache(cache_size)
+
+    async def mx(self, domain: str, lifetime: float) -> dns.resolver.Answer:
+        if not self.resolver.nameservers:
+            raise dns.resolver.NoNameservers
+        return await self.resolver.resolve(domain, "MX", lifetime=lifetime)
+
+
 async def resolve(
-    r: RouteInput, *, smarthost: str, require_tls: bool, dns_lifetime: float
+    r: RouteInput, *, smarthost: str, require_tls: bool, dns_lifetime: float, mx: MxResolver
 ) -> list[Target] | Result:
     """The servers to try in order, or a failure `Result` when there is nowhere to go."""
     policy = r.tls or ("verify" if require_tls else "may")
@@ -47,14 +68,14 @@ async def resolve(
     domain = r.recipient.rpartition("@")[2].rstrip(".").lower()
     if not domain:
         return Result("permanent", None, f"no domain in {r.recipient!r}", status="5.1.3")
-    return await mx_targets(domain, policy, dns_lifetime)
+    return await mx_targets(mx, domain, policy, dns_lifetime)
 
 
-async def mx_targets(domain: str, policy: str, lifetime: float) -> list[Target] | Result:
-    resolver = dns.asyncresolver.Resolver()
-    resolver.lifetime = lifetime
+async def mx_targets(
+    mx: MxResolver, domain: str, policy: str, lifetime: float
+) -> list[Target] | Result:
     try:
-        answer = await resolver.resolve(domain, "MX")
+        answer = await mx.mx(domain, lifetime)
     except dns.resolver.NXDOMAIN:
         return Result(
             "permanent", None, f"domain {domain} does not exist (DNS NXDOMAIN)", status="5.1.2"

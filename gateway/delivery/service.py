@@ -20,7 +20,7 @@ import socket
 from config import Settings
 from gateway.delivery.connections import Connections
 from gateway.delivery.outcome import apply_delivered, apply_outcome
-from gateway.delivery.route import RouteInput, resolve
+from gateway.delivery.route import MxResolver, RouteInput, resolve, split_hostport
 from gateway.delivery.smtp import Result, Timeouts, TlsContexts
 from gateway.delivery.trace import line_ending, trace_headers
 from gateway.notify import Waker
@@ -51,6 +51,7 @@ class DeliveryService:
         )
         self.contexts: TlsContexts | None = None
         self.connections = Connections(max_idle=s.concurrency_per_destination)
+        self.mx = MxResolver([split_hostport(x, 53) for x in s.dns_servers])
         self.waker = Waker(asyncpg_dsn(db.url), [CHANNEL_DELIVERIES])
         self._claimed: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -182,6 +183,7 @@ class DeliveryService:
             smarthost=s.delivery.smarthost,
             require_tls=s.delivery.require_tls,
             dns_lifetime=self.timeouts.connect,
+            mx=self.mx,
         )
         if isinstance(targets, Result):
             return targets

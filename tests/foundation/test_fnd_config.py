@@ -21,6 +21,8 @@ BAD_CONFIGS = [
     ("bad port", '[admin]\nlisten = "127.0.0.1:99999"\n', "admin.listen", "host:port"),
     ("bad CIDR", '[smtp]\nrelay_networks = ["10.0.0.0/33"]\n', "smtp.relay_networks", "CIDR"),
     ("bad choice", '[trust]\nrevocation = "maybe"\n', "trust.revocation", "hard-fail"),
+    ("bad dns", '[delivery]\ndns_servers = ["dns.example"]\n', "delivery.dns_servers", "IP:port"),
+    ("bad nice", "[gateway]\nworker_nice = 25\n", "gateway.worker_nice", "19"),
     ("bad toml", "[smtp\n", "not valid TOML", "line 1"),
 ]
 
