@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 log = logging.getLogger("edocgw.store")
 
@@ -59,7 +60,7 @@ class EmbeddedPostgres:
         handles = self.pgdata / ".handle_pids.json"
         try:
             pids = json.loads(handles.read_text())
-            alive = [p for p in pids if isinstance(p, int) and _running(p)]
+            alive = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]
             if alive != pids:
                 handles.write_text(json.dumps(alive))
         except (OSError, ValueError, TypeError):
@@ -79,13 +80,3 @@ class EmbeddedPostgres:
         if self.server is not None:
             self.server.cleanup()
             self.server = None
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

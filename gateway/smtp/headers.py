@@ -60,11 +60,12 @@ def header_facts(raw: bytes) -> HeaderFacts:
 _FIELD = re.compile(r"[!-9;-~]+:")
 _ATOM = r"[A-Za-z0-9_+\-]+"
 _DOT_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+)*"
-_PLAIN_MSGID = re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>")
+# Each pattern's one matching group is the text the email package prints for the value.
+_PLAIN_MSGID = re.compile(rf"(<{_DOT_ATOM}@{_DOT_ATOM}>)")
 _ADDR = rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*"
-# `addr`, `<addr>` (the email package prints both as addr) or `Words <addr>`
-_PLAIN_FROM = re.compile(rf"(?:{_ADDR}|<{_ADDR}>|{_ATOM}(?: {_ATOM})* <{_ADDR}>)")
-_PLAIN_TEXT = re.compile(r"[^=\x00-\x1f\x7f]*")  # no encoded word, no control character
+# `addr`, `<addr>` (printed as addr) or `Words <addr>`
+_PLAIN_FROM = re.compile(rf"({_ADDR})|<({_ADDR})>|({_ATOM}(?: {_ATOM})* <{_ADDR}>)")
+_PLAIN_TEXT = re.compile(r"([^=\x00-\x1f\x7f]*)")  # no encoded word, no control character
 
 
 def _plain_fields(text: str) -> dict[str, str] | None:
@@ -103,9 +104,9 @@ def _fast(fields: dict[str, str], key: str, plain: re.Pattern[str], name: str) -
     value = fields.get(key)
     if value is None:
         return None
-    if plain.fullmatch(value):
-        text = value[1:-1] if key == "from" and value.startswith("<") else value
-        return _clean(text)
+    m = plain.fullmatch(value)
+    if m:
+        return _clean(next(g for g in m.groups() if g is not None))
     try:
         return _value(policy.default.header_factory(name, value))
     except Exception:
