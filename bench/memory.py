@@ -96,7 +96,7 @@ def watch():
         if cur > best * 1.02 + (1 << 20):
             snap, best = tracemalloc.take_snapshot(), cur
 threading.Thread(target=watch, daemon=True).start()
-from gateway.cli import main
+from gateway.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -138,7 +138,7 @@ class Sampler:
             cmd = ""
         if "resource_tracker" in cmd:
             return f"resource_tracker[{p.pid}]"
-        if "gateway.worker" in cmd:
+        if "gateway.processes.child" in cmd:
             return f"pipeline+delivery[{p.pid}]"  # serve's worker process
         if "spawn_main" in cmd or "forkserver" in cmd:
             return f"verifier[{p.pid}]"  # its signature verification processes

@@ -37,16 +37,16 @@ def build_components(settings: Settings, db: Database) -> list[Component]:
     and nothing new arrives while the workers finish or release what they hold).
 
     With `[gateway] worker_processes`, a process that runs intake runs its pipeline and
-    delivery in child processes instead (gateway/workers.py), and with them the event sealer
+    delivery in child processes instead (gateway/processes/supervisor.py), and with them the event sealer
     and the retention sweeper: background work that need not share the listeners' core."""
     from gateway.admin.server import AdminServer
     from gateway.delivery.service import DeliveryService
+    from gateway.eventlog.retention import RetentionSweeper
+    from gateway.eventlog.sealer import EventSealer
     from gateway.imap import ImapFetcher
     from gateway.pipeline import Pipeline
-    from gateway.retention import RetentionSweeper
-    from gateway.sealer import EventSealer
+    from gateway.processes.supervisor import WORKER_ROLES, WorkerProcesses
     from gateway.smtp import SmtpListener
-    from gateway.workers import WORKER_ROLES, WorkerProcesses
 
     roles = set(settings.gateway.roles)
     # Worker processes only make sense beside intake: they keep its core free.

@@ -128,7 +128,7 @@ async def release_message(
             f"message {message_id} is quarantined (secrecy mark or policy): releasing it "
             "needs an explicit confirmation (--force)"
         )
-    from gateway.routing import priority_of
+    from gateway.pipeline.routing import priority_of
 
     priority = priority_of(m.urgency)
     result = ReleaseResult(message_id=message_id)
@@ -198,7 +198,7 @@ async def _agencies_by_code(
 async def _route_again(
     session: AsyncSession, settings: Settings, m: Message
 ) -> list[tuple[str, str | None]]:
-    from gateway.routing import AgencyRef, RouteInput, route
+    from gateway.pipeline.routing import AgencyRef, RouteInput, route
 
     agencies = [
         AgencyRef(a.code, a.name, a.address, tuple(a.aliases), tuple(a.domains), a.active)

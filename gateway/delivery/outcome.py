@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config import Settings
 from gateway.delivery.smtp import Result
 from gateway.delivery.trace import edocgw_id
-from gateway.dsn import Original, RecipientStatus, queue_dsn
-from gateway.receipts import NoticeRequest, queue_notice, queue_notices
+from gateway.notices.dsn import Original, RecipientStatus, queue_dsn
+from gateway.notices.receipts import NoticeRequest, queue_notice, queue_notices
 from store import deliveries as repo
 from store.deliveries import ClaimedDelivery
 from store.events import append_event

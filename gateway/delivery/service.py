@@ -23,7 +23,7 @@ from gateway.delivery.outcome import apply_delivered, apply_outcome
 from gateway.delivery.route import MxResolver, RouteInput, resolve, split_hostport
 from gateway.delivery.smtp import Result, Timeouts, TlsContexts
 from gateway.delivery.trace import line_ending, trace_headers
-from gateway.notify import Waker
+from gateway.waker import Waker
 from store import deliveries as repo
 from store.db import CHANNEL_DELIVERIES, Database, asyncpg_dsn
 from store.deliveries import ClaimedDelivery, LostClaim

@@ -12,8 +12,15 @@ from typing import Any
 
 from config import Settings
 from gateway.pipeline.analyse import ContentAnalysis, DocPlan
-from gateway.policy import Decision, DocumentCheck, decide, describe
-from gateway.routing import AgencyIndex, RouteInput, RouteResult, most_urgent, priority_of, route
+from gateway.pipeline.policy import Decision, DocumentCheck, decide, describe
+from gateway.pipeline.routing import (
+    AgencyIndex,
+    RouteInput,
+    RouteResult,
+    most_urgent,
+    priority_of,
+    route,
+)
 from signing import SignatureReport, aggregate
 from store.results import DeliveryRow, DocumentRow, MessageResult, SignatureRow
 

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config import Settings
 from gateway import metrics
-from gateway.notify import Waker
+from gateway.notices.receipts import NoticeRequest, queue_notice, queue_notices
 from gateway.pipeline.analyse import (
     Analyser,
     AnalysisFailed,
@@ -52,8 +52,8 @@ from gateway.pipeline.analyse import (
     spooled,
 )
 from gateway.pipeline.outcome import Envelope, Outcome, build_outcome
-from gateway.receipts import NoticeRequest, queue_notice, queue_notices
-from gateway.routing import AgencyIndex, AgencyRef
+from gateway.pipeline.routing import AgencyIndex, AgencyRef
+from gateway.waker import Waker
 from signing import SignatureReport
 from store.db import CHANNEL_RECEIVED, Database, asyncpg_dsn
 from store.models import Agency, Message
@@ -128,9 +128,9 @@ def _remove_all(directories: list[Path]) -> None:
 
 def _default_notice() -> NoticeFn | None:
     try:
-        from gateway.receipts import queue_notice
+        from gateway.notices.receipts import queue_notice
     except ImportError:
-        log.warning("gateway.receipts is not available: senders will not be told")
+        log.warning("gateway.notices.receipts is not available: senders will not be told")
         return None
     return queue_notice  # type: ignore[return-value]
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from config import Settings
 from gateway.admin.server import AdminServer
-from gateway.sealer import EventSealer
+from gateway.eventlog.sealer import EventSealer
 from store.db import Database
 from store.models import Delivery, Event, Message
 from tests.admin.conftest import bearer

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, text
 
 from config import Settings
-from gateway import cli
+from gateway.cli import main as cli
 from store.db import Database
 from store.models import Delivery, Event, Message
 from tests.admin.seed import G22, H53, Seeded

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from gateway.delivery.connections import Connections
 from gateway.delivery.smtp import Target, Timeouts, TlsContexts
 from gateway.delivery.trace import edocgw_id
-from gateway.receipts import NoticeRequest, queue_notices
+from gateway.notices.receipts import NoticeRequest, queue_notices
 from store import deliveries as repo
 from store.models import Delivery, Event, Message
 from tests.delivery.support import (

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import insert, select
 
-from gateway.receipts import queue_notice
+from gateway.notices.receipts import queue_notice
 from mailparse.edxml import EdxmlPackage, Organ, read_status, write_package
 from signing import TrustStore, verify_smime_message
 from store.models import Delivery, Document, Event, Message

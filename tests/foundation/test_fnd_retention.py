@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy import func, select, text
 
-from gateway.retention import trim_events
+from gateway.eventlog.retention import trim_events
 from store.events import append_event, seal_events, verify_chain
 from store.models import Event
 

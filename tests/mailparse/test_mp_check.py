@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import check
+from gateway.cli import check
 from tests.support.corpus import by_key, docx_bytes, make_edxml, pdf_bytes
 from tests.support.mails import make_forward, make_mail
 

@@ -11,8 +11,8 @@ import asyncpg
 from sqlalchemy import func, select, update
 
 from config import Settings
+from gateway.notices.receipts import queue_notice
 from gateway.pipeline.analyse import AnalysisFailed, ContentAnalysis, analyse_content, analyse_many
-from gateway.receipts import queue_notice
 from store.db import CHANNEL_DELIVERIES, Database, asyncpg_dsn
 from store.models import Delivery, Document, Event, Message
 from store.results import DeliveryRow, DocumentRow, MessageResult, write_batch

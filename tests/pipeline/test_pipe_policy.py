@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config.settings import PolicySettings
-from gateway.policy import DocumentCheck, decide
+from gateway.pipeline.policy import DocumentCheck, decide
 
 PDF_VALID = DocumentCheck("qd.pdf", "pdf", "valid", kind="Quyết định")
 PDF_UNSIGNED = DocumentCheck("cv.pdf", "pdf", "unsigned", kind="Công văn")

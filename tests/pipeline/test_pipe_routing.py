@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.routing import (
+from gateway.pipeline.routing import (
     AgencyIndex,
     AgencyRef,
     RouteInput,

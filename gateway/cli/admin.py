@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from config import Settings
-from gateway.cli import CliError, print_json, print_table, run_db
+from gateway.cli.common import CliError, print_json, print_table, run_db
 
 # ANSI colours per state, used only when stdout is a terminal.
 _COLOURS = {

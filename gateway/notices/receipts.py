@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config import Settings
 from gateway.delivery.trace import edocgw_id
-from gateway.outbound import (
+from gateway.notices.outbound import (
     INTERNAL,
     Notice,
     address_header,

@@ -17,7 +17,7 @@ from email.utils import format_datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config import Settings
-from gateway.outbound import (
+from gateway.notices.outbound import (
     INTERNAL,
     Notice,
     address_header,

@@ -1,4 +1,4 @@
-"""A worker process of `serve` (see gateway/workers.py): `python -m gateway.worker N`.
+"""A worker process of `serve` (see gateway/processes/supervisor.py): `python -m gateway.processes.child N`.
 
 Reads its settings as one JSON line on stdin, lowers its CPU priority, runs the components of
 its roles, writes `ready` on stdout, and stops when stdin closes (the parent stopping, or

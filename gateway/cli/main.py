@@ -8,28 +8,16 @@ traceback (set EDOCGW_DEBUG=1 to see one).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
-import importlib
-import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from config import ConfigError, Settings, load_settings
-
-EXIT_CONFIG = 2
-EXIT_FAIL = 1
-
-# Command modules that register their own sub-parsers: `register(subparsers)`.
-COMMAND_MODULES = ("gateway.check", "gateway.admin_cli")
-
-
-class CliError(Exception):
-    """A problem to report in one line (exit 1)."""
+from gateway.cli import admin, check
+from gateway.cli.common import EXIT_CONFIG, EXIT_FAIL, CliError, print_json, print_table, run_db
 
 
 def _common() -> argparse.ArgumentParser:
@@ -97,44 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("file")
     q.set_defaults(func=cmd_agency_import)
 
-    for modname in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name != modname:
-                raise
-            continue
+    for mod in (check, admin):
         mod.register(sub, common)
     return parser
-
-
-# ---- helpers -------------------------------------------------------------------------------
-
-
-def run_db(settings: Settings, fn: Callable[[Any], Awaitable[int]], *, upgrade: bool = True) -> int:
-    """Open the database (embedded if no URL), run `fn(db)`, close it again."""
-    from store.db import open_database
-
-    async def main() -> int:
-        db = await open_database(settings)
-        try:
-            if upgrade:
-                await db.upgrade()
-            return await fn(db)
-        finally:
-            await db.close()
-
-    return asyncio.run(main())
-
-
-def print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
-
-
-def print_table(rows: list[list[str]], headers: list[str]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
-    for r in [headers, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip())
 
 
 # ---- commands ------------------------------------------------------------------------------

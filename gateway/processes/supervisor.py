@@ -72,7 +72,7 @@ class WorkerProcesses:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "gateway.worker",
+            "gateway.processes.child",
             str(n),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

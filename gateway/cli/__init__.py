@@ -1,0 +1,1 @@
+"""The `edocgw` command: `main` parses and dispatches, one module per group of commands."""

@@ -1,0 +1,1 @@
+"""Everything the gateway itself writes to senders: acceptance/delivery receipts, DSNs, notices."""

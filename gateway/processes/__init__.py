@@ -1,0 +1,1 @@
+"""The worker child process of `serve` and the supervisor that starts and restarts it."""
