@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 HOSTNAME = "gw.test.gov.vn"
 PROCESSING = "vanban@gw.test.gov.vn"
 SENDER = "vanthu@tayninh.gov.vn"
-START_TIMEOUT = 60.0
+START_TIMEOUT = 180.0  # a hang detector, not a speed limit: a loaded 2-core CI machine took 53 s
 TRACE_HEADERS = ["Received", "X-Edocgw-Id", "Authentication-Results"]
 
 

@@ -76,6 +76,14 @@ async def test_postfix_relays_through_the_gateway_into_dovecot_over_lmtp(
         return bool(await asyncio.to_thread(dovecot.messages, MAILBOX))
 
     await wait_until(in_mailbox, 60, "the message in Dovecot", step=0.2)
+
+    async def delivered() -> bool:
+        # Dovecot has the message once its LMTP reply is sent; the gateway records the reply
+        # a moment later: wait for the delivery log, not only the mailbox.
+        rows = [d for m in await messages(db) for d in await deliveries(db, m.id)]
+        return bool(rows) and all(d.state == "delivered" for d in rows)
+
+    await wait_until(delivered, 60, "the delivery recorded as delivered", step=0.2)
     (stored,) = await messages(db)
     # What the gateway took from Postfix: Postfix's Received line, then the client's bytes.
     assert split_trace(stored.raw, raw) == ["Received"]

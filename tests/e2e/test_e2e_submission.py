@@ -37,6 +37,7 @@ from tests.e2e.harness import (
     relay_send,
     split_trace,
 )
+from tests.smtp.clients import swaks_can_tls
 from tests.support.corpus import by_key, pdf_bytes
 from tests.support.pki import Pki, sign_pdf
 
@@ -69,6 +70,7 @@ async def two_agencies(db: Database, sinks) -> tuple[Sink, Sink]:  # noqa: ANN00
 
 async def swaks_submit(port: int, raw: bytes, tmp_path: Path) -> int:
     """Submit `raw` with swaks (STARTTLS, AUTH PLAIN); returns the gateway's queue id."""
+    assert await asyncio.to_thread(swaks_can_tls), "swaks cannot do TLS: install libnet-ssleay-perl"
     data = tmp_path / "swaks-data.eml"
     data.write_bytes(dot_stuffed(raw))
     proc = await asyncio.create_subprocess_exec(

@@ -49,11 +49,15 @@ def _wait_ready(p: subprocess.Popen[str], timeout: float = 60) -> list[dict]:
     raise AssertionError(f"serve not ready in {timeout}s: {lines}")
 
 
-def _stop(p: subprocess.Popen[str]) -> float:
-    t0 = time.monotonic()
+def _stop(p: subprocess.Popen[str]) -> list[str]:
+    """SIGTERM, then what serve logged while stopping. A clean stop exits 0 and logs no
+    warning (a component that hung would be cut off at its stop timeout with a warning); the
+    generous wait only catches a hang, it is not a speed limit."""
     p.send_signal(signal.SIGTERM)
-    p.wait(timeout=10)
-    return time.monotonic() - t0
+    _, err = p.communicate(timeout=120)
+    return [
+        line for line in err.splitlines() if '"level": "warning"' in line or "Traceback" in line
+    ]
 
 
 def test_serve_without_config_uses_embedded_postgres_and_reuses_it(tmp_path):
@@ -62,13 +66,13 @@ def test_serve_without_config_uses_embedded_postgres_and_reuses_it(tmp_path):
         lines = _wait_ready(p)
     finally:
         if p.poll() is None:
-            took = _stop(p)
+            problems = _stop(p)
     msgs = " | ".join(r["msg"] for r in lines)
     pgdata = (tmp_path / "var" / "pg").resolve()
     assert "no config file" in lines[0]["msg"] and "vanban@localhost" in lines[0]["msg"]
     assert f"embedded PostgreSQL, data in {pgdata}" in msgs
     assert any(r.get("schema_upgrades") == "0001" for r in lines)
-    assert took < 5 and p.returncode == 0
+    assert problems == [] and p.returncode == 0
     assert (pgdata / "PG_VERSION").exists()
     assert not (pgdata / "postmaster.pid").exists()  # the server was stopped with the gateway
 
@@ -77,9 +81,9 @@ def test_serve_without_config_uses_embedded_postgres_and_reuses_it(tmp_path):
         lines = _wait_ready(p)
     finally:
         if p.poll() is None:
-            took = _stop(p)
+            problems = _stop(p)
     assert any(r.get("schema_upgrades") == "none" for r in lines)
-    assert took < 5 and p.returncode == 0
+    assert problems == [] and p.returncode == 0
 
 
 def test_serve_survives_a_killed_predecessor(tmp_path):
@@ -95,9 +99,9 @@ def test_serve_survives_a_killed_predecessor(tmp_path):
         lines = _wait_ready(p)
     finally:
         if p.poll() is None:
-            took = _stop(p)
+            problems = _stop(p)
     assert any(r.get("schema_upgrades") == "none" for r in lines)
-    assert took < 5 and p.returncode == 0
+    assert problems == [] and p.returncode == 0
     assert os.path.exists(tmp_path / "var" / "pg" / "PG_VERSION")
     # the adopted server is stopped with the gateway like one it started itself
     assert not (tmp_path / "var" / "pg" / "postmaster.pid").exists()

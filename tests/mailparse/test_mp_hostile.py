@@ -1,9 +1,12 @@
-"""Hostile input: parse and classify never raise, never hang, and stay within memory."""
+"""Hostile input: parse and classify never raise, never hang, and stay within memory.
+
+These assert bounded outcomes (the limit that stopped the work, the memory it took), never
+wall-clock time: a busy machine makes any time limit fail now and then. How fast hostile input
+is refused is for bench/."""
 
 from __future__ import annotations
 
 import io
-import time
 import tracemalloc
 import zipfile
 
@@ -21,7 +24,7 @@ SEED_MAIL = make_mail(
     style="outlook",
 )
 SEED_PDF = pdf_bytes("ct-ttg-khan")
-FAST = settings(max_examples=25, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _mutate(seed: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
@@ -41,11 +44,9 @@ EDITS = st.lists(
 @given(EDITS)
 def test_mutated_messages_parse_and_classify_quickly(edits: list[tuple[int, int, bytes]]) -> None:
     raw = _mutate(SEED_MAIL, edits)
-    start = time.perf_counter()
     msg = parse(raw)
     for att in msg.all_attachments():
         classify(att)
-    assert time.perf_counter() - start < 1.0
     assert isinstance(msg.defects, list)
 
 
@@ -53,13 +54,11 @@ def test_mutated_messages_parse_and_classify_quickly(edits: list[tuple[int, int,
 @given(EDITS)
 def test_mutated_pdfs_classify_quickly(edits: list[tuple[int, int, bytes]]) -> None:
     data = _mutate(SEED_PDF, edits)
-    start = time.perf_counter()
     facts = classify(make_attachment("1", "x.pdf", "application/pdf", data))
-    assert time.perf_counter() - start < 1.0
     assert isinstance(facts.flags, list)
 
 
-@settings(max_examples=30, deadline=2000)
+@settings(max_examples=30, deadline=None)
 @given(st.binary(max_size=4096))
 def test_random_bytes_never_raise(data: bytes) -> None:
     msg = parse(data)
@@ -78,14 +77,12 @@ def test_zip_bomb_is_malformed_quickly_in_bounded_memory() -> None:
     bomb = _bomb()
     assert len(bomb) < 1024 * 1024
     tracemalloc.start()
-    start = time.perf_counter()
     msg = parse(make_mail("bom", [("bom.zip", bomb, "application/zip")]))
-    elapsed = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     att = msg.attachments[0]
     assert att.malformed and any(d.startswith("zip_ratio") for d in att.defects)
-    assert elapsed < 1.0 and peak < 32 * 1024 * 1024
+    assert peak < 32 * 1024 * 1024, "the bomb was not inflated"
 
 
 def test_zip_member_that_lies_about_its_size_is_cut_off() -> None:
@@ -110,14 +107,13 @@ def test_part_claiming_two_gigabytes_is_malformed_fast() -> None:
         b"Content-Disposition: attachment; filename=big.pdf; size=2147483648\r\n"
         b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjcK\r\n--b--\r\n"
     )
-    start = time.perf_counter()
     msg = parse(raw)
-    assert time.perf_counter() - start < 0.5
     assert msg.malformed and msg.attachments[0].malformed
     assert "size_claim:2147483648" in msg.attachments[0].defects
 
 
 def test_too_many_parts_and_too_deep_nesting() -> None:
+    limits = Limits()
     many = (
         b"From: a@b.vn\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
         + b"".join(
@@ -125,9 +121,9 @@ def test_too_many_parts_and_too_deep_nesting() -> None:
         )
         + b"--b--\r\n"
     )
-    start = time.perf_counter()
-    msg = parse(many)
+    msg = parse(many, limits)
     assert msg.malformed and any(d.startswith("too_many_parts") for d in msg.defects)
+    assert len(msg.all_attachments()) <= limits.max_parts, "work stopped at the limit"
     deep = (
         b"From: a@b.vn\r\n"
         + b"".join(
@@ -136,9 +132,9 @@ def test_too_many_parts_and_too_deep_nesting() -> None:
         )
         + b"Content-Type: text/plain\r\n\r\nx\r\n"
     )
-    msg = parse(deep)
+    msg = parse(deep, limits)
     assert msg.malformed and any("nesting_too_deep" in d for d in msg.defects)
-    assert time.perf_counter() - start < 2.0
+    assert msg.attachments == []
 
 
 def test_oversized_message_keeps_headers_only() -> None:

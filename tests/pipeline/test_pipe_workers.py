@@ -234,9 +234,11 @@ async def test_idle_pipeline_stops_promptly(pipe_settings: Settings, db: Databas
     """Every idle worker wakes for stop(), not only the one that saw the poke."""
     from gateway.pipeline import Pipeline
 
-    p = Pipeline(pipe_settings, db, poll_interval=60, workers=4, warm_verifier=False)
+    p = Pipeline(
+        pipe_settings, db, poll_interval=3600, stop_grace=3600, workers=4, warm_verifier=False
+    )
     await p.start()
     await asyncio.sleep(0.3)
-    t0 = time.monotonic()
-    await p.stop()
-    assert time.monotonic() - t0 < 3.0
+    # Outcome, not speed: an idle worker that missed the stop would sleep out its hour-long
+    # poll and grace; the generous limit only turns such a hang into a failure.
+    await asyncio.wait_for(p.stop(), 120)

@@ -6,10 +6,12 @@ The listener runs in the test's event loop, so the blocking clients run in a wor
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 import smtplib
 import socket
 import ssl
+import subprocess
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -150,9 +152,20 @@ def raw_session(port: int, script: list[bytes | tuple[bytes, int]]) -> list[Repl
         c.close()
 
 
+@functools.cache
+def swaks_can_tls(exe: str = "swaks") -> bool:
+    """swaks does STARTTLS only with Net::SSLeay (Debian libnet-ssleay-perl, a mere Recommends
+    of swaks): without it the TLS tests fail now and then with a misleading reply."""
+    out = subprocess.run([exe, "--support"], capture_output=True, text=True, timeout=30)
+    return "=== TLS supported" in out.stdout + out.stderr
+
+
 async def swaks(*args: str, limit: float = 30) -> tuple[int, str]:
     exe = shutil.which("swaks")
     assert exe, "swaks is not installed (Debian package swaks)"
+    if any(a.startswith(("--tls", "-tls")) for a in args):
+        can = await asyncio.to_thread(swaks_can_tls, exe)
+        assert can, "swaks cannot do TLS: install libnet-ssleay-perl (make debs does)"
     proc = await asyncio.create_subprocess_exec(
         exe,
         "--server",

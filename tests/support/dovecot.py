@@ -47,7 +47,7 @@ from cryptography.x509.oid import NameOID
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 DH_FILE = Path("/usr/share/dovecot/dh.pem")
-START_TIMEOUT = 15.0
+START_TIMEOUT = 60.0  # a hang detector: under load a start can take many seconds
 
 
 class DovecotError(RuntimeError):
@@ -61,11 +61,22 @@ class StoredMessage:
     raw: bytes
 
 
+def free_ports(n: int) -> list[int]:
+    """`n` distinct ports the OS calls free right now on 127.0.0.1 (never fixed ports). All
+    are held open until all are picked: asked one after another, the OS may hand out the same
+    port twice, and Dovecot then refuses its config ("duplicate listener")."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(n):
+            s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+        return ports
+
+
 def free_port() -> int:
     """A port the OS calls free right now on 127.0.0.1 (never a fixed port)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def _port_open(port: int) -> bool:
@@ -192,12 +203,10 @@ class Dovecot:
         passwd.chmod(0o644)
         if self.tls and not self.cert_path.exists():
             make_self_signed(self.cert_path, self.key_path)
-        if not self.imap_port:
-            self.imap_port = free_port()
-        if self.tls and not self.imaps_port:
-            self.imaps_port = free_port()
-        if self.lmtp and not self.lmtp_port:
-            self.lmtp_port = free_port()
+        wanted = ["imap_port"] + ["imaps_port"] * self.tls + ["lmtp_port"] * self.lmtp
+        unset = [name for name in wanted if not getattr(self, name)]
+        for name, port in zip(unset, free_ports(len(unset)), strict=True):  # at once: distinct
+            setattr(self, name, port)
         self.conf_path.write_text(self._config(), encoding="utf-8")
 
     def _config(self) -> str:
