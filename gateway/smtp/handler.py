@@ -56,7 +56,7 @@ class Handler:
     async def handle_MAIL(
         self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        refusal = check_sender(address)
+        refusal = check_sender(address, bool(envelope.smtp_utf8))
         if refusal:
             return refusal
         envelope.mail_from = address  # "<>" for the null sender (kept truthy for aiosmtpd)
@@ -76,7 +76,7 @@ class Handler:
         except Exception as e:
             log.warning("recipient look-up failed", extra={"error": repr(e)[:300]})
             return "451 4.3.0 Temporary recipient look-up failure, try again later"
-        refusal = check_recipient(address, local, may_relay)
+        refusal = check_recipient(address, local, may_relay, bool(envelope.smtp_utf8))
         if refusal:
             return refusal
         envelope.rcpt_tos.append(address)

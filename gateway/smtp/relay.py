@@ -15,9 +15,15 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import idna
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ROUTING_CHARS = frozenset("%!@")
+# Characters that read as `@` or `.` but are not: `vanban＠chinhphu.gov.vn` looks local to a
+# person and is not to a mail server. Never part of an address the gateway accepts.
+AT_LOOKALIKES = frozenset("\uff20\ufe6b")  # ＠ ﹫
+DOT_LOOKALIKES = frozenset("\u3002\uff0e\uff61\u2024\ufe52")  # 。 ． ｡ ․ ﹒
 
 
 @dataclass(frozen=True)
@@ -107,13 +113,40 @@ def client_may_relay(ip: str | None, networks: Iterable[IPNetwork], authenticate
     return any(addr.version == n.version and addr in n for n in networks)
 
 
-def check_recipient(addr: str, local: LocalDirectory, may_relay: bool) -> str | None:
+def check_international(addr: str, smtputf8: bool) -> str | None:
+    """The rules for non-ASCII addresses (RFC 6531): only after `MAIL FROM:<…> SMTPUTF8`,
+    with a domain that is valid IDNA 2008, and never with a look-alike of `@` anywhere or of
+    `.` in the domain. None when *addr* passes (every ASCII address does)."""
+    if addr.isascii():
+        return None
+    if AT_LOOKALIKES & set(addr):
+        return f"553 5.1.3 <{addr}>: a look-alike of '@' is not an address separator"
+    if not smtputf8:
+        return f"553 5.6.7 <{addr}>: a non-ASCII address needs SMTPUTF8"
+    a = parse_address(addr)
+    if a is None or a.domain.isascii():
+        return None
+    if DOT_LOOKALIKES & set(a.domain):
+        return f"553 5.1.2 <{addr}>: a look-alike of '.' in the domain"
+    try:
+        idna.encode(a.domain, uts46=False)
+    except idna.IDNAError:
+        return f"553 5.1.2 <{addr}>: the domain is not a valid internationalised name"
+    return None
+
+
+def check_recipient(
+    addr: str, local: LocalDirectory, may_relay: bool, smtputf8: bool = False
+) -> str | None:
     """None when the recipient is acceptable, else the SMTP reply that refuses it."""
     a = parse_address(addr)
     if a is None:
         if has_surrogates(addr):
             return "553 5.6.7 Recipient address is not valid UTF-8"
         return "553 5.1.3 Bad recipient address syntax"
+    refusal = check_international(addr, smtputf8)
+    if refusal:
+        return refusal
     key = a.key
     if key in local.processing or key in local.agency_addresses:
         return None
@@ -131,10 +164,11 @@ def check_recipient(addr: str, local: LocalDirectory, may_relay: bool) -> str | 
     return f"550 5.7.1 <{addr}>: relay denied"
 
 
-def check_sender(addr: str) -> str | None:
-    """Any sender, the null sender `<>` included (bounces), as long as it is valid UTF-8."""
+def check_sender(addr: str, smtputf8: bool = False) -> str | None:
+    """Any sender, the null sender `<>` included (bounces), as long as it is valid UTF-8 and
+    passes the rules for international addresses."""
     if has_surrogates(addr):
         return "553 5.6.7 Sender address is not valid UTF-8"
     if has_controls(addr):
         return "553 5.1.7 Bad sender address syntax"
-    return None
+    return check_international(addr, smtputf8)

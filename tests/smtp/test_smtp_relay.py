@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from config import Settings
 from gateway.smtp import SmtpListener
 from store.agencies import AgencyIn, upsert_agency
 from store.db import Database
-from tests.smtp.clients import rcpt_reply, send, stored
+from tests.smtp.clients import RawClient, Reply, rcpt_reply, send, stored
 from tests.smtp.conftest import StartGateway
 
 AGENCY_DOMAIN = "tayninh.gov.vn"
@@ -112,3 +114,52 @@ async def test_processing_addresses_and_local_domains_come_from_config(
     assert (await rcpt_reply(gw.relay_port, "<vanban@localhost>")).code == 550
     reply = await rcpt_reply(gw.relay_port, "<other@gw.test.gov.vn>")
     assert (reply.code, reply.text[:5]) == (550, "5.1.1")
+
+
+# (MAIL FROM argument, RCPT TO argument, expected reply to RCPT) from a client in
+# relay_networks, which may send anywhere: look-alikes of '@' and '.' still never pass.
+INTERNATIONAL = [
+    ("<a@a.test>", "<vanban@localhost\uff20foreign.test>", "553 5.1.3"),  # full-width @
+    ("<a@a.test> SMTPUTF8", "<vanban@localhost\uff20foreign.test>", "553 5.1.3"),
+    ("<a@a.test> SMTPUTF8", "<vanban\ufe6blocalhost@foreign.test>", "553 5.1.3"),  # small @
+    ("<a@a.test>", "<người.nhận@tayninh.gov.vn>", "553 5.6.7"),  # non-ASCII without SMTPUTF8
+    ("<a@a.test> SMTPUTF8", "<người.nhận@tayninh.gov.vn>", "250 2.1.5"),
+    ("<a@a.test> SMTPUTF8", "<a@bücher.test>", "250 2.1.5"),  # valid IDNA
+    ("<a@a.test> SMTPUTF8", "<a@bücher\uff0etest>", "553 5.1.2"),  # full-width dot
+    ("<a@a.test> SMTPUTF8", "<a@bücher\u3002test>", "553 5.1.2"),  # ideographic full stop
+    ("<a@a.test> SMTPUTF8", "<a@-bücher.test>", "553 5.1.2"),  # not valid IDNA
+]
+
+
+def _mail_rcpt(port: int, mail_from: str, rcpt: str | None) -> Reply:
+    """EHLO, `MAIL FROM:` and (if given) `RCPT TO:` sent as UTF-8 bytes, exactly as written;
+    the reply to the last command sent."""
+    client = RawClient(port)
+    try:
+        client.reply()  # banner
+        client.send(b"EHLO client.test\r\n")
+        client.reply()
+        client.send(f"MAIL FROM:{mail_from}\r\n".encode())
+        reply = client.reply()
+        if rcpt is None or reply.code != 250:
+            return reply
+        client.send(f"RCPT TO:{rcpt}\r\n".encode())
+        return client.reply()
+    finally:
+        client.close()
+
+
+async def test_look_alikes_of_at_and_dot_are_refused(gw: SmtpListener, db: Database) -> None:
+    await _add_agency(db)
+    wrong = []
+    for mail_from, rcpt, expected in INTERNATIONAL:
+        reply = await asyncio.to_thread(_mail_rcpt, gw.relay_port, mail_from, rcpt)
+        if f"{reply.code} {reply.text}"[:9] != expected:
+            wrong.append((mail_from, rcpt, expected, reply))
+    assert wrong == []
+
+
+async def test_a_sender_with_a_look_alike_at_is_refused(gw: SmtpListener) -> None:
+    mail_from = "<vanthu\uff20chinhphu.gov.vn@a.test> SMTPUTF8"
+    reply = await asyncio.to_thread(_mail_rcpt, gw.relay_port, mail_from, None)
+    assert (reply.code, reply.text[:5]) == (553, "5.1.3")
