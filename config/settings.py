@@ -342,7 +342,9 @@ class AdminSettings(Section):
 
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
-    format: Literal["json", "text"] = Field("json", description="json lines or plain text.")
+    format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto (text on a terminal, else json lines), json or text."
+    )
     retention: Duration = Field(
         parse_duration("913d"), description="How long events are kept (30 months)."
     )

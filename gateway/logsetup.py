@@ -1,4 +1,5 @@
-"""Logging as JSON lines (default) or plain text; extra= fields are kept as JSON keys."""
+"""Logging as JSON lines or plain text (`auto`: text on a terminal, JSON otherwise); extra=
+fields are kept as JSON keys."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from datetime import UTC, datetime
 
 _STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# uvicorn passes the same message again with ANSI colours as an extra: never a field of ours.
+_STD.add("color_message")
 
 
 class JsonFormatter(logging.Formatter):
@@ -49,10 +52,20 @@ class _Tag(logging.Filter):
         return True
 
 
-def setup_logging(level: str = "INFO", fmt: str = "json", process: str = "") -> None:
+def resolve_format(fmt: str) -> str:
+    """`auto` is readable lines for a person at a terminal and JSON for a log collector."""
+    if fmt != "auto":
+        return fmt
+    try:
+        return "text" if sys.stderr.isatty() else "json"
+    except (AttributeError, ValueError):  # no stderr, or a closed one
+        return "json"
+
+
+def setup_logging(level: str = "INFO", fmt: str = "auto", process: str = "") -> None:
     """`process` tags every line (a worker process's lines share the parent's stderr)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if resolve_format(fmt) == "json" else TextFormatter())
     if process:
         handler.addFilter(_Tag(process))
     root = logging.getLogger()

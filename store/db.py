@@ -73,6 +73,12 @@ class Database:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
             return await conn.run_sync(upgrade_connection)
 
+    async def has_schema(self) -> bool:
+        """Whether edocgw's schema was ever created here (Alembic's version table exists)."""
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(text("SELECT to_regclass('alembic_version')"))
+        return found is not None
+
     async def ping(self) -> bool:
         try:
             async with self.engine.connect() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,6 +23,18 @@ def pg_server() -> Iterator[PgServer]:
     yield server
     if server.embedded is not None:
         server.embedded.stop()
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A temporary folder the embedded PostgreSQL's own system user can reach, for tests that
+    start `edocgw serve` with no database URL. Not under pytest's tmp_path: a second pytest
+    session started beside this one makes pytest's base folder private again (0700), and the
+    server then fails to start or stop ("could not access directory … Permission denied")."""
+    d = Path(tempfile.mkdtemp(prefix="edocgw-test-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -186,7 +186,7 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
 
-    return run_db(settings, fn)
+    return run_db(settings, fn, existing=True)
 
 
 def _worst_delivery(dels: list[Any]) -> str | None:
@@ -227,7 +227,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
             )
         return 0 if report.ok else 1
 
-    return run_db(settings, fn)
+    return run_db(settings, fn, existing=True)
 
 
 # ---- show ----------------------------------------------------------------------------------
@@ -248,7 +248,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
             _print_detail(m)
         return 0
 
-    return run_db(settings, fn)
+    return run_db(settings, fn, existing=True)
 
 
 def _print_detail(m: Any) -> None:
@@ -355,7 +355,7 @@ def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
             print("by state: " + ", ".join(f"{k} {v}" for k, v in sorted(shape.by_state.items())))
         return 0
 
-    return run_db(settings, fn)
+    return run_db(settings, fn, existing=True)
 
 
 # ---- actions -------------------------------------------------------------------------------
@@ -373,7 +373,7 @@ def _act(settings: Settings, action: Any) -> int:
         print(line)
         return 0
 
-    return run_db(settings, fn)
+    return run_db(settings, fn, existing=True)
 
 
 def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:

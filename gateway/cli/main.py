@@ -288,7 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     level = settings.logging.level if args.command == "serve" else "WARNING"
     setup_logging(level, settings.logging.format)
     try:
-        return int(args.func(args, settings) or 0)
+        code = int(args.func(args, settings) or 0)
+        sys.stdout.flush()  # inside the try: a reader that went away is seen here
+        return code
+    except BrokenPipeError:
+        # `edocgw show 10 | head`: the reader has all it wanted. End quietly; stdout points
+        # at /dev/null so the interpreter's own final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         return 130
     except _known_errors() as e:
