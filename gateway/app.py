@@ -152,20 +152,37 @@ def use_multiprocess_metrics(settings: Settings) -> None:
     path = Path(settings.gateway.data_dir).resolve() / "metrics"
     try:
         path.mkdir(parents=True, exist_ok=True)
-        for old in path.glob("*.db"):  # counts of an earlier run: its processes are gone
-            old.unlink()
+        for old in stale_metric_files(path):  # counts of an earlier run: its processes are gone
+            old.unlink(missing_ok=True)
     except OSError:
         return  # per-process metrics; the data_dir problem is reported where it matters
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
+def stale_metric_files(path: Path) -> list[Path]:
+    """prometheus-client's files of processes that no longer run (`counter_<pid>.db`, …). A
+    second `serve` sharing the data folder must not wipe the counts of one that runs."""
+    import psutil
+
+    out = []
+    for f in path.glob("*.db"):
+        pid = f.stem.rpartition("_")[2]
+        if not (pid.isdigit() and psutil.pid_exists(int(pid))):
+            out.append(f)
+    return out
+
+
 def serve(settings: Settings, config_file: str | None = None) -> int:
+    from gateway.preflight import preflight
+
+    preflight(settings)  # raises ConfigError before anything starts or is touched
     use_multiprocess_metrics(settings)
     service = Service(settings, config_file)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(service.run())
+        run = asyncio.run
     else:
-        uvloop.run(service.run())
+        run = uvloop.run
+    run(service.run())
     return 0

@@ -291,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         code = int(args.func(args, settings) or 0)
         sys.stdout.flush()  # inside the try: a reader that went away is seen here
         return code
+    except ConfigError as e:  # found after loading, e.g. by serve's checks before start
+        print(f"edocgw: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     except BrokenPipeError:
         # `edocgw show 10 | head`: the reader has all it wanted. End quietly; stdout points
         # at /dev/null so the interpreter's own final flush does not complain either.

@@ -106,3 +106,62 @@ def test_serve_survives_a_killed_predecessor(open_tmp):
     assert os.path.exists(open_tmp / "var" / "pg" / "PG_VERSION")
     # the adopted server is stopped with the gateway like one it started itself
     assert not (open_tmp / "var" / "pg" / "postmaster.pid").exists()
+
+
+def _serve_once(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(EDOCGW), "serve"],
+        cwd=cwd,
+        env=clean_env(**env),
+        text=True,
+        capture_output=True,
+        timeout=120,  # a hang detector: these end at the first check
+    )
+
+
+def test_a_second_serve_is_refused_before_it_touches_anything(open_tmp):
+    """Same folder, same port: one line naming the key, exit 2, before the metrics files of
+    the running instance or its database are touched."""
+    p = _start(open_tmp)
+    try:
+        lines = _wait_ready(p)
+        relay = next(r["port"] for r in lines if r.get("listener") == "relay")
+        # a counts file as a process writes them, of a process that is gone: a serve that
+        # got as far as setting up metrics would have removed it
+        stale = open_tmp / "var" / "metrics" / "counter_999999999.db"
+        stale.write_bytes(b"counts of a process long gone")
+        second = _serve_once(open_tmp, EDOCGW_SMTP__RELAY_LISTEN=f"127.0.0.1:{relay}")
+        assert second.returncode == 2 and second.stdout == ""
+        assert second.stderr.splitlines() == [
+            f"edocgw: config error: smtp.relay_listen = 127.0.0.1:{relay}: address already in use"
+        ]
+        assert stale.exists(), "nothing was touched"
+    finally:
+        problems = _stop(p)
+    assert problems == [] and p.returncode == 0
+
+
+def test_metrics_files_of_running_processes_are_kept(tmp_path):
+    from gateway.app import stale_metric_files
+
+    live = tmp_path / f"counter_{os.getpid()}.db"
+    gone = tmp_path / "gauge_livesum_999999999.db"
+    odd = tmp_path / "histogram.db"
+    for f in (live, gone, odd):
+        f.write_bytes(b"")
+    assert sorted(stale_metric_files(tmp_path)) == sorted([gone, odd])
+
+
+def test_a_missing_trust_anchor_stops_start_up_at_once(open_tmp):
+    r = _serve_once(
+        open_tmp,
+        EDOCGW_SMTP__RELAY_LISTEN="127.0.0.1:0",
+        EDOCGW_SMTP__SUBMISSION_LISTEN="127.0.0.1:0",
+        EDOCGW_ADMIN__LISTEN="127.0.0.1:0",
+        EDOCGW_TRUST__ANCHORS='["/etc/edocgw/no-such-anchors"]',
+    )
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [
+        "edocgw: config error: trust.anchors = /etc/edocgw/no-such-anchors: no such file or folder"
+    ]
+    assert not (open_tmp / "var" / "pg").exists(), "checked before PostgreSQL was started"
