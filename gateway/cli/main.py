@@ -81,8 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     q = asub.add_parser("list", parents=[common], help="list agencies")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_agency_list)
-    q = asub.add_parser("import", parents=[common], help="import FILE.csv (all or nothing)")
-    q.add_argument("file")
+    q = asub.add_parser(
+        "import",
+        parents=[common],
+        help="import FILE.csv (all or nothing)",
+        description="Import agencies from a CSV file with the header "
+        "code,name,aliases,domains,address,route,tls: aliases and domains are lists separated "
+        "by ';' (e.g. 'UBND tỉnh Tây Ninh;UBND Tây Ninh'); route is mx, smtp://host:port or "
+        "lmtp://host:port; tls is verify (default), encrypt, may or none. Every row is checked "
+        "before any is written.",
+    )
+    q.add_argument("file", help="the CSV file (UTF-8)")
     q.set_defaults(func=cmd_agency_import)
 
     for mod in (check, admin):
