@@ -137,8 +137,15 @@ class SmtpSettings(Section):
         description="DATA octets all sessions may hold in memory at once; a message that "
         "would exceed it gets 452 4.3.1 (try later). At least max_message_size.",
     )
-    max_connections: int = Field(200, ge=1, description="Concurrent SMTP sessions in total.")
-    max_connections_per_ip: int = Field(50, ge=1, description="Concurrent sessions per client IP.")
+    max_connections: int = Field(
+        200, ge=1, description="Concurrent SMTP sessions per listener (relay, submission)."
+    )
+    max_connections_per_ip: int = Field(
+        50,
+        ge=1,
+        description="Concurrent sessions per client IP and listener; clients in "
+        "relay_networks and authenticated sessions are exempt.",
+    )
     command_timeout: Duration = Field(
         parse_duration("5m"), description="Idle time allowed between commands."
     )

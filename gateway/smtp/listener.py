@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from ipaddress import ip_network
 from typing import Any
 
 from config import Settings, split_listen
@@ -21,6 +22,7 @@ from gateway.smtp.directory import Directory
 from gateway.smtp.fastdata import MemoryBudget
 from gateway.smtp.handler import Handler, Shared
 from gateway.smtp.protocol import GatewaySMTP
+from gateway.smtp.relay import client_may_relay
 from gateway.tls import cert_pair, server_context
 from store.db import Database
 
@@ -85,11 +87,18 @@ class SmtpListener:
             authenticator=SubmitAuthenticator(self.db),
             auth_failures=AuthFailures(s.smtp.auth_failures_per_minute),
         )
-        limiter = ConnectionLimiter(s.smtp.max_connections, s.smtp.max_connections_per_ip)
+        networks = [ip_network(str(n), strict=False) for n in s.smtp.relay_networks]
+
+        def trusted(ip: str) -> bool:
+            return client_may_relay(ip, networks, authenticated=False)
+
         for name, listen, submission in (
             ("relay", s.smtp.relay_listen, False),
             ("submission", s.smtp.submission_listen, True),
         ):
+            limiter = ConnectionLimiter(
+                s.smtp.max_connections, s.smtp.max_connections_per_ip, exempt=trusted
+            )
             handler = Handler(name, self._shared)
             host, port = split_listen(listen)
             self.servers[name] = await asyncio.get_running_loop().create_server(

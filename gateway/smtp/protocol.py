@@ -99,6 +99,7 @@ class GatewaySMTP(SMTP):
         self._sessions = sessions
         self._data_timeout = data_timeout
         self._admitted_ip: str | None = None
+        self._counted_per_ip = False
         self._refused = False
         self.busy = False  # inside DATA: reading, committing or answering
         self.stopping = False
@@ -109,7 +110,7 @@ class GatewaySMTP(SMTP):
     def connection_made(self, transport: Any) -> None:
         if self._original_transport is None and self._admitted_ip is None:
             ip = peer_ip(transport.get_extra_info("peername"))
-            refusal = self._limiter.admit(ip)
+            refusal, self._counted_per_ip = self._limiter.admit(ip)
             if refusal is not None:
                 self._refused = True
                 transport.write(refusal.encode() + b"\r\n")
@@ -124,7 +125,7 @@ class GatewaySMTP(SMTP):
         if self._refused:
             return
         if self._admitted_ip is not None:
-            self._limiter.release(self._admitted_ip)
+            self._limiter.release(self._admitted_ip, self._counted_per_ip)
             self._admitted_ip = None
             self._sessions.discard(self)
             metrics.connection_closed(self.event_handler.listener)
@@ -134,6 +135,14 @@ class GatewaySMTP(SMTP):
         if self._refused:
             return False
         return super().eof_received()
+
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str) -> None:
+        await super().smtp_AUTH(arg)
+        if self.session is not None and self.session.authenticated and self._counted_per_ip:
+            assert self._admitted_ip is not None
+            self._limiter.forgive(self._admitted_ip)
+            self._counted_per_ip = False
 
     def _say_and_close(self, reply: str) -> None:
         t: Any = self.transport

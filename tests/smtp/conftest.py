@@ -9,8 +9,20 @@ import pytest
 from config import Settings
 from gateway.smtp import SmtpListener
 from store.db import Database
+from store.users import add_user
 
 StartGateway = Callable[[], Awaitable[SmtpListener]]
+
+PASSWORD = "correct-horse-7"
+UTF8_PASSWORD = "đúng-mật-khẩu-1"  # smtplib cannot send this one; swaks can
+
+
+@pytest.fixture
+async def users(db: Database) -> None:
+    async with db.transaction() as s:
+        await add_user(s, "staff", PASSWORD, ["submit"])
+        await add_user(s, "webadmin", PASSWORD, ["admin"])
+        await add_user(s, "nhanvien", UTF8_PASSWORD, ["submit", "admin"])
 
 
 @pytest.fixture

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import smtplib
 import socket
+import ssl
 import time
 from datetime import timedelta
 
 from config import Settings
 from store.db import Database
 from tests.smtp.clients import HOST, RawClient, Reply, raw_session, send, stored, stored_raw
-from tests.smtp.conftest import StartGateway
+from tests.smtp.conftest import PASSWORD, StartGateway
 
 LIMIT = 4096
 
@@ -80,26 +82,32 @@ def _greeting(port: int) -> tuple[socket.socket, bytes]:
     return s, s.recv(512)
 
 
-async def test_connections_per_ip_and_in_total_are_limited(
+async def _hold(port: int, n: int, held: list[socket.socket]) -> list[bytes]:
+    greetings = []
+    for _ in range(n):
+        s, greet = await asyncio.to_thread(_greeting, port)
+        held.append(s)
+        greetings.append(greet)
+    return greetings
+
+
+async def test_connections_per_ip_and_in_total_are_limited_per_listener(
     settings: Settings, start_gateway: StartGateway
 ) -> None:
+    settings.smtp.relay_networks = ["10.99.0.0/16"]  # type: ignore[list-item]  # untrusted
     settings.smtp.max_connections_per_ip = 2
     settings.smtp.max_connections = 3
     gw = await start_gateway()
-    held = []
+    held: list[socket.socket] = []
     try:
-        for _ in range(2):
-            s, greet = await asyncio.to_thread(_greeting, gw.relay_port)
-            held.append(s)
-            assert greet.startswith(b"220 ")
-        s, greet = await asyncio.to_thread(_greeting, gw.submission_port)  # per IP: both ports
-        held.append(s)
+        assert all(g.startswith(b"220 ") for g in await _hold(gw.relay_port, 2, held))
+        (greet,) = await _hold(gw.relay_port, 1, held)
         assert greet.startswith(b"421 4.7.0") and b"from your address" in greet
-        held.pop().close()
-        held.pop().close()  # one slot free again
-        s, greet = await asyncio.to_thread(_greeting, gw.relay_port)
-        held.append(s)
-        assert greet.startswith(b"220 ")
+        # idle relay connections never lock staff out of submission
+        assert all(g.startswith(b"220 ") for g in await _hold(gw.submission_port, 2, held))
+        held.pop(0).close()
+        held.pop(0).close()  # relay slots free again
+        assert (await _hold(gw.relay_port, 1, held))[0].startswith(b"220 ")
     finally:
         for s in held:
             s.close()
@@ -108,16 +116,96 @@ async def test_connections_per_ip_and_in_total_are_limited(
     gw = await start_gateway()
     held = []
     try:
-        for _ in range(3):
-            s, greet = await asyncio.to_thread(_greeting, gw.relay_port)
-            held.append(s)
-            assert greet.startswith(b"220 ")
-        s, greet = await asyncio.to_thread(_greeting, gw.relay_port)
-        held.append(s)
+        assert all(g.startswith(b"220 ") for g in await _hold(gw.relay_port, 3, held))
+        (greet,) = await _hold(gw.relay_port, 1, held)
         assert greet.startswith(b"421 4.7.0 Too many connections")
+        assert (await _hold(gw.submission_port, 1, held))[0].startswith(b"220 ")
     finally:
         for s in held:
             s.close()
+
+
+async def test_clients_in_relay_networks_are_not_limited_per_address(
+    settings: Settings, start_gateway: StartGateway
+) -> None:
+    """An agency's mail server (here 127.0.0.1, in the default relay_networks) opens many
+    sessions at once: only the listener's total applies to it."""
+    settings.smtp.max_connections_per_ip = 2
+    settings.smtp.max_connections = 30
+    gw = await start_gateway()
+    held: list[socket.socket] = []
+    try:
+        greetings = await _hold(gw.relay_port, 25, held)
+        assert all(g.startswith(b"220 ") for g in greetings), greetings
+    finally:
+        for s in held:
+            s.close()
+
+
+def _auth_and_hold(port: int) -> smtplib.SMTP:
+    c = smtplib.SMTP(HOST, port, timeout=30)
+    c.ehlo("client.test")
+    c.starttls(context=ssl._create_unverified_context())
+    c.ehlo("client.test")
+    c.login("staff", PASSWORD)
+    return c
+
+
+async def test_authenticated_sessions_do_not_count_against_their_address(
+    settings: Settings, users: None, start_gateway: StartGateway
+) -> None:
+    settings.smtp.relay_networks = ["10.99.0.0/16"]  # type: ignore[list-item]  # untrusted
+    settings.smtp.max_connections_per_ip = 1
+    gw = await start_gateway()
+    first = await asyncio.to_thread(_auth_and_hold, gw.submission_port)
+    held: list[socket.socket] = []
+    try:
+        (greet,) = await _hold(gw.submission_port, 1, held)
+        assert greet.startswith(b"220 "), greet
+        (greet,) = await _hold(gw.submission_port, 1, held)  # the one unauthenticated slot is taken
+        assert greet.startswith(b"421 4.7.0") and b"from your address" in greet
+    finally:
+        for s in held:
+            s.close()
+        await asyncio.to_thread(first.quit)
+
+
+def _half_close_after(port: int, script: list[bytes]) -> bytes:
+    """Send the script, shut down our side (FIN, no QUIT), read until the server closes."""
+    s = socket.create_connection((HOST, port), timeout=15)
+    try:
+        s.recv(512)  # banner
+        for line in script:
+            s.sendall(line)
+            time.sleep(0.2)
+        s.shutdown(socket.SHUT_WR)
+        rest = b""
+        while chunk := s.recv(4096):
+            rest += chunk
+        return rest
+    finally:
+        s.close()
+
+
+async def test_a_half_closed_connection_stops_counting_at_once(
+    settings: Settings, start_gateway: StartGateway
+) -> None:
+    """A client that shuts down its side without QUIT frees its slot when its FIN arrives (the
+    server closes too), not when the command timeout ends a socket left in CLOSE-WAIT."""
+    settings.smtp.relay_networks = ["10.99.0.0/16"]  # type: ignore[list-item]  # untrusted
+    settings.smtp.max_connections_per_ip = 1
+    gw = await start_gateway()
+    scripts = [
+        [],  # idle after the banner
+        [b"EHLO c\r\n"],
+        [b"EHLO c\r\nMAIL FROM:<a@a.test>\r\nRCPT TO:<vanban@localhost>\r\nDATA\r\n", b"Subj"],
+        [b"EHLO c\r\nSTARTTLS\r\n"],  # gone before the TLS handshake
+    ]
+    for script in scripts:
+        await asyncio.to_thread(_half_close_after, gw.relay_port, script)
+        s, greet = await asyncio.to_thread(_greeting, gw.relay_port)
+        s.close()
+        assert greet.startswith(b"220 "), (script, greet)
 
 
 def _wait_for_close(port: int, script: list[bytes]) -> tuple[list[bytes], float]:
