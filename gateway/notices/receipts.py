@@ -312,9 +312,9 @@ def _text_part(
     shown = [d for d in deliveries if not focus or d.recipient == focus]
     if shown:
         lines += ["", "Nơi nhận:"]
-        for d in shown:
-            agency = f" ({d.agency_code})" if d.agency_code else ""
-            lines.append(f"  - {d.recipient}{agency}: {STATE_VI.get(d.state, d.state)}")
+        for dest in shown:
+            agency = f" ({dest.agency_code})" if dest.agency_code else ""
+            lines.append(f"  - {dest.recipient}{agency}: {STATE_VI.get(dest.state, dest.state)}")
     reason = _reason(detail)
     if reason:
         lines += ["", f"Chi tiết: {reason}"]
