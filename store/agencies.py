@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -118,3 +119,28 @@ async def list_agencies(session: AsyncSession, active_only: bool = False) -> lis
     if active_only:
         q = q.where(Agency.active.is_(True))
     return list((await session.scalars(q)).all())
+
+
+async def agencies_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, Agency]:
+    """The agencies with these codes (active or not), by code."""
+    rows = (await session.scalars(select(Agency).where(Agency.code.in_(list(codes))))).all()
+    return {a.code: a for a in rows}
+
+
+@dataclass(frozen=True)
+class LocalAddresses:
+    """What the active agencies make local for the relay rules."""
+
+    domains: list[str]
+    addresses: list[str]
+
+
+async def local_addresses(session: AsyncSession) -> LocalAddresses:
+    """The mail domains and inbox addresses of every active agency."""
+    rows = (
+        await session.execute(select(Agency.domains, Agency.address).where(Agency.active.is_(True)))
+    ).all()
+    return LocalAddresses(
+        domains=[d for r in rows for d in (r.domains or ())],
+        addresses=[r.address for r in rows if r.address],
+    )

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
@@ -26,6 +27,10 @@ log = logging.getLogger("edocgw.store")
 CHANNEL_RECEIVED = "edocgw_received"
 CHANNEL_DELIVERIES = "edocgw_deliveries"
 _MIGRATION_LOCK = 0x6564_6F63  # "edoc": serialises concurrent `db upgrade`s
+
+# The handle `Database.transaction()` yields and every store function takes. Code outside
+# `store/` only passes it on, so it needs no SQLAlchemy of its own.
+Transaction: TypeAlias = AsyncSession
 
 
 def normalise_url(url: str) -> str:
@@ -60,7 +65,7 @@ class Database:
         )
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self) -> AsyncIterator[Transaction]:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self.sessions() as session, session.begin():
             yield session
@@ -94,6 +99,14 @@ class Database:
         await self.engine.dispose()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
+
+
+@asynccontextmanager
+async def savepoint(tx: Transaction) -> AsyncIterator[Transaction]:
+    """A nested transaction: an error inside undoes only what was done inside (and is
+    raised), the rest of `tx` stands."""
+    async with tx.begin_nested():
+        yield tx
 
 
 async def open_database(settings: Settings) -> Database:

@@ -8,7 +8,6 @@ twice. The caller commits; a `LostClaim` means roll the whole transaction back.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from sqlalchemy import ColumnElement, and_, any_, case, func, literal, or_, sele
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store import events
 from store.models import Agency, Delivery, Destination, Document, Message
 
 DUE_STATES = ("queued", "deferred", "sending")  # `sending` only once its claim has expired
@@ -401,15 +401,18 @@ class DeliveredRow:
     events: tuple[tuple[str, dict[str, Any]], ...]
 
 
-def _json(value: Any) -> str:
-    out = json.dumps(value, ensure_ascii=False, default=str)
-    return out.replace("\\u0000", "\\ufffd")  # jsonb refuses NUL; a reply may carry one
-
-
 # One statement for a batch of accepted deliveries: each row fenced on our claim, its events
 # inserted only when its row was ours, and the destinations that answered forgiven.
-_RECORD_DELIVERED = text(
+_DELIVERED_EVENTS = events.insert_sql(
     """
+    SELECT e.kind, done.message_id, done.id, CAST(e.detail AS jsonb)
+    FROM unnest(CAST(:e_delivery AS bigint[]), CAST(:e_kind AS text[]),
+                CAST(:e_detail AS text[])) WITH ORDINALITY AS e(delivery, kind, detail, ord)
+    JOIN done ON done.id = e.delivery
+    ORDER BY e.ord"""
+)
+_RECORD_DELIVERED = text(
+    f"""
 WITH o AS (
     SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]),
                          CAST(:codes AS integer[]), CAST(:replies AS text[]))
@@ -422,12 +425,7 @@ WITH o AS (
     WHERE d.id = o.id AND d.claimed_by = :worker
     RETURNING d.id, d.message_id
 ), ev AS (
-    INSERT INTO events (kind, message_id, delivery_id, detail)
-    SELECT e.kind, done.message_id, done.id, CAST(e.detail AS jsonb)
-    FROM unnest(CAST(:e_delivery AS bigint[]), CAST(:e_kind AS text[]),
-                CAST(:e_detail AS text[])) WITH ORDINALITY AS e(delivery, kind, detail, ord)
-    JOIN done ON done.id = e.delivery
-    ORDER BY e.ord
+    {_DELIVERED_EVENTS}
 ), ok AS (
     UPDATE destinations SET consecutive_failures = 0, paused_until = NULL, last_error = NULL
     WHERE key = ANY(CAST(:keys AS text[])) AND consecutive_failures > 0
@@ -453,6 +451,70 @@ async def record_delivered(
         "keys": sorted({r.destination for r in rows}),
         "e_delivery": [r.id for r in rows for _ in r.events],
         "e_kind": [k for r in rows for k, _ in r.events],
-        "e_detail": [_json(d) for r in rows for _, d in r.events],
+        "e_detail": [events.detail_json(d) for r in rows for _, d in r.events],
     }
     return {r[0] for r in (await session.execute(_RECORD_DELIVERED, params)).all()}
+
+
+# ---- creating deliveries -------------------------------------------------------------------
+
+NEXT_DELIVERY_ID = "nextval(pg_get_serial_sequence('deliveries', 'id'))"
+
+
+def insert_sql(source: str) -> str:
+    """The one INSERT that creates deliveries, fed by `source`: a SELECT of
+    (id, message_id, recipient, agency_code, priority, state) in the order they are created
+    (ids drawn with `NEXT_DELIVERY_ID` where the statement needs them before the insert).
+
+    A message has at most one delivery per recipient: a row for a (message, recipient) that
+    already has one is skipped, and only the rows created now are returned (id, message_id,
+    recipient). `insert_deliveries` runs it; the pipeline's batch write and the notices'
+    enqueue embed it in their single statements."""
+    return f"""INSERT INTO deliveries (id, message_id, recipient, agency_code, priority, state)
+    {source}
+    ON CONFLICT ON CONSTRAINT uq_deliveries_message_recipient DO NOTHING
+    RETURNING id, message_id, recipient"""
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    message_id: int
+    recipient: str
+    agency_code: str | None
+    priority: int = 0
+    state: str = "queued"  # or held while the message waits for an admin
+
+
+_INSERT_DELIVERIES = text(
+    insert_sql(
+        f"""SELECT {NEXT_DELIVERY_ID}, n.message_id, n.recipient, n.agency_code, n.priority,
+           n.state
+    FROM unnest(CAST(:message_id AS bigint[]), CAST(:recipient AS text[]),
+                CAST(:agency_code AS text[]), CAST(:priority AS smallint[]),
+                CAST(:state AS text[]))
+        WITH ORDINALITY AS n(message_id, recipient, agency_code, priority, state, ord)
+    ORDER BY n.ord"""
+    )
+)
+
+
+async def insert_deliveries(session: AsyncSession, rows: Sequence[NewDelivery]) -> list[int | None]:
+    """Create `rows` in one statement inside the caller's transaction (waking the delivery
+    workers is the caller's NOTIFY); returns, per row, the new id, or None where the message
+    already had a delivery to that recipient."""
+    if not rows:
+        return []
+    created = (
+        await session.execute(
+            _INSERT_DELIVERIES,
+            {
+                "message_id": [r.message_id for r in rows],
+                "recipient": [r.recipient for r in rows],
+                "agency_code": [r.agency_code for r in rows],
+                "priority": [r.priority for r in rows],
+                "state": [r.state for r in rows],
+            },
+        )
+    ).all()
+    ids = {(message_id, recipient): int(i) for i, message_id, recipient in created}
+    return [ids.pop((r.message_id, r.recipient), None) for r in rows]

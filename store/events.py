@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -24,6 +25,74 @@ GENESIS = "0" * 64
 _SEAL_LOCK = 0x6564_6F65
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """One event to log (its time, chain position and hash are the database's and the
+    sealer's business)."""
+
+    kind: str
+    message_id: int | None = None
+    delivery_id: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def insert_sql(source: str) -> str:
+    """The one INSERT that writes events, fed by `source`: a SELECT of
+    (kind, message_id, delivery_id, detail jsonb), in the order the events happened.
+
+    `append_events` runs it; the store's single-statement batch writes (intake, pipeline
+    results, delivered batches, notices) embed it as a CTE so their events commit in the
+    same statement as the rows they describe. Every event therefore enters the table the
+    same way, and the sealer chains them all alike."""
+    return f"INSERT INTO events (kind, message_id, delivery_id, detail) {source}"
+
+
+def detail_json(detail: Any) -> str:
+    """An event's detail as the JSON text the INSERT takes (jsonb refuses NUL characters,
+    which a mail or a reply can carry: U+FFFD stands in for them)."""
+    out = json.dumps(detail or {}, ensure_ascii=False, default=str)
+    if "\\u0000" in out:
+        out = json.dumps(_no_nul(detail or {}), ensure_ascii=False, default=str)
+    return out
+
+
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_no_nul(k): _no_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nul(v) for v in value]
+    return value
+
+
+_APPEND = text(
+    insert_sql(
+        """SELECT e.kind, e.message_id, e.delivery_id, CAST(e.detail AS jsonb)
+FROM unnest(CAST(:kind AS text[]), CAST(:message_id AS bigint[]),
+            CAST(:delivery_id AS bigint[]), CAST(:detail AS text[]))
+    WITH ORDINALITY AS e(kind, message_id, delivery_id, detail, ord)
+ORDER BY e.ord"""
+    )
+)
+
+
+async def append_events(session: AsyncSession, events: Sequence[NewEvent]) -> None:
+    """Log `events` (in this order) inside the caller's transaction, in one statement: they
+    commit with the state change they record, or not at all."""
+    if not events:
+        return
+    await session.execute(
+        _APPEND,
+        {
+            "kind": [e.kind for e in events],
+            "message_id": [e.message_id for e in events],
+            "delivery_id": [e.delivery_id for e in events],
+            "detail": [detail_json(e.detail) for e in events],
+        },
+    )
+
+
 async def append_event(
     session: AsyncSession,
     kind: str,
@@ -32,10 +101,8 @@ async def append_event(
     delivery_id: int | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Add an event inside the caller's transaction (it commits with the state change)."""
-    session.add(
-        Event(kind=kind, message_id=message_id, delivery_id=delivery_id, detail=detail or {})
-    )
+    """`append_events` for one event."""
+    await append_events(session, [NewEvent(kind, message_id, delivery_id, detail or {})])
 
 
 def event_hash(

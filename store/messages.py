@@ -11,6 +11,7 @@ import asyncpg
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store import events
 from store.db import CHANNEL_RECEIVED
 from store.events import append_event
 from store.models import Message
@@ -109,8 +110,7 @@ WITH input AS (
            subject, size, sha256, raw, 'received'
     FROM input
 ), e AS (
-    INSERT INTO events (kind, message_id, detail)
-    SELECT 'received', id, detail FROM input
+    {events.insert_sql("SELECT 'received', id, CAST(NULL AS bigint), detail FROM input")}
 )
 SELECT id, pg_notify('{CHANNEL_RECEIVED}', id::text) FROM input ORDER BY ord
 """
@@ -133,7 +133,7 @@ def batch_params(messages: list[NewMessage]) -> list[list[object]]:
             len(m.raw),
             sha,
             m.raw,
-            json.dumps(detail, ensure_ascii=False),
+            events.detail_json(detail),
         )
         for col, v in zip(cols, values, strict=True):
             col.append(v)

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, any_, exists, func, literal, or_, select, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.types import parse_duration
+from store import signatures
 from store.models import (
     DELIVERY_STATES,
     MESSAGE_STATES,
@@ -27,6 +28,7 @@ from store.models import (
     Signature,
     User,
 )
+from store.signatures import SignatureRow
 from store.users import UserInfo
 
 PENDING_DELIVERY_STATES = ("queued", "sending", "deferred", "held")
@@ -265,24 +267,6 @@ class EventInfo:
 
 
 @dataclass
-class SignatureInfo:
-    id: int
-    format: str
-    verdict: str
-    reason: str | None
-    signer_cn: str | None
-    signer_o: str | None
-    signer_uid: str | None
-    serial: str | None
-    issuer_cn: str | None
-    cert_sha256: str | None
-    signing_time: dt.datetime | None
-    signing_time_source: str | None
-    covers_whole_file: bool | None
-    detail: str | None
-
-
-@dataclass
 class DocumentFactsInfo:
     kind: str | None
     kind_abbr: str | None
@@ -315,7 +299,7 @@ class DocumentDetail:
     flags: list[str]
     defects: list[str]
     verdict: str | None
-    signatures: list[SignatureInfo]
+    signatures: list[SignatureRow]
 
 
 @dataclass
@@ -347,7 +331,7 @@ class MessageDetail:
     urgency: str | None
     error: str | None
     duplicate_of: int | None
-    signatures: list[SignatureInfo]  # on the message itself (S/MIME)
+    signatures: list[SignatureRow]  # on the message itself (S/MIME)
     documents: list[DocumentDetail]
     deliveries: list[DeliveryDetail]
     receipts: list[EventInfo]
@@ -357,23 +341,8 @@ class MessageDetail:
 RECEIPT_EVENT_KINDS = ("receipt_sent", "warned")
 
 
-def _sig(s: Signature) -> SignatureInfo:
-    return SignatureInfo(
-        id=s.id,
-        format=s.format,
-        verdict=s.verdict,
-        reason=s.reason,
-        signer_cn=s.signer_cn,
-        signer_o=s.signer_o,
-        signer_uid=s.signer_uid,
-        serial=s.serial,
-        issuer_cn=s.issuer_cn,
-        cert_sha256=s.cert_sha256,
-        signing_time=s.signing_time,
-        signing_time_source=s.signing_time_source,
-        covers_whole_file=s.covers_whole_file,
-        detail=s.detail,
-    )
+def _sig(s: Signature) -> SignatureRow:
+    return SignatureRow(id=s.id, **{c: getattr(s, c) for c in signatures.COLUMNS})
 
 
 async def message_detail(session: AsyncSession, message_id: int) -> MessageDetail | None:
@@ -385,7 +354,7 @@ async def message_detail(session: AsyncSession, message_id: int) -> MessageDetai
             select(Signature).where(Signature.message_id == m.id).order_by(Signature.id)
         )
     ).all()
-    by_doc: dict[int | None, list[SignatureInfo]] = defaultdict(list)
+    by_doc: dict[int | None, list[SignatureRow]] = defaultdict(list)
     for s in sigs:
         by_doc[s.document_id].append(_sig(s))
     docs = (
@@ -608,6 +577,12 @@ async def queue_entries(
     ]
 
 
+async def waiting_count(session: AsyncSession) -> int:
+    """How many messages wait for an admin's decision (held or quarantined)."""
+    n = await session.scalar(select(func.count()).where(Message.state.in_(("held", "quarantined"))))
+    return int(n or 0)
+
+
 async def waiting_messages(session: AsyncSession, limit: int = 200) -> list[MessageSummary]:
     """Held and quarantined messages: what waits for an admin's decision."""
     return await _summaries(session, [Message.state.in_(("held", "quarantined"))], limit)
@@ -673,7 +648,7 @@ __all__ = [
     "QueryError",
     "QueueEntry",
     "QueueShape",
-    "SignatureInfo",
+    "SignatureRow",
     "StoreCounts",
     "list_messages",
     "message_detail",
@@ -684,5 +659,6 @@ __all__ = [
     "reply_text",
     "store_counts",
     "user_by_name",
+    "waiting_count",
     "waiting_messages",
 ]

@@ -23,27 +23,12 @@ from sqlalchemy import case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from store import deliveries, events, signatures
 from store.claims import claim_rows
 from store.db import CHANNEL_DELIVERIES
 from store.events import append_event
 from store.models import Message
-
-
-@dataclass
-class SignatureRow:
-    format: str
-    verdict: str
-    reason: str | None = None
-    signer_cn: str | None = None
-    signer_o: str | None = None
-    signer_uid: str | None = None
-    serial: str | None = None
-    issuer_cn: str | None = None
-    cert_sha256: str | None = None
-    signing_time: dt.datetime | None = None
-    signing_time_source: str | None = None
-    covers_whole_file: bool | None = None
-    detail: str | None = None
+from store.signatures import SignatureRow
 
 
 @dataclass
@@ -254,7 +239,7 @@ def batch_params(worker: str, results: Sequence[MessageResult]) -> dict[str, Any
         for kind, detail in r.events:
             p["e_message"].append(mid)
             p["e_kind"].append(kind)
-            p["e_detail"].append(_json(detail or {}))
+            p["e_detail"].append(events.detail_json(detail))
         if any(d.state == "queued" for d in r.deliveries):
             p["n_message"].append(mid)
     for k, sql_type in _ARRAYS.items():
@@ -285,21 +270,7 @@ _TEXT_FACTS = (
     "urgency",
     "secrecy",
 )
-_SIGNATURE_COLUMNS = (
-    "format",
-    "verdict",
-    "reason",
-    "signer_cn",
-    "signer_o",
-    "signer_uid",
-    "serial",
-    "issuer_cn",
-    "cert_sha256",
-    "signing_time",
-    "signing_time_source",
-    "covers_whole_file",
-    "detail",
-)
+_SIGNATURE_COLUMNS = signatures.COLUMNS
 _SIGNATURE_TYPES = {"signing_time": "timestamptz", "covers_whole_file": "boolean"}
 
 # name -> SQL array type, in the order of the unnest() column lists below
@@ -361,6 +332,20 @@ _SIG_SQL = ", ".join(f"s.{c}" for c in _SIGNATURE_COLUMNS)
 # new deliveries. Document ids are drawn first so signatures can name their document
 # without relying on the order of RETURNING; sibling CTEs see the same snapshot, so the
 # DELETEs remove only results an earlier attempt left, never the rows inserted here.
+_NEW_DELIVERIES = deliveries.insert_sql(
+    f"""
+    SELECT {deliveries.NEXT_DELIVERY_ID}, l.message, l.recipient, l.agency, l.priority, l.state
+    FROM {_unnest("l")}
+    WHERE l.message IN (SELECT id FROM owned)
+    ORDER BY l.ord"""
+)
+_NEW_EVENTS = events.insert_sql(
+    f"""
+    SELECT e.kind, e.message, CAST(NULL AS bigint), CAST(e.detail AS jsonb)
+    FROM {_unnest("e")}
+    WHERE e.message IN (SELECT id FROM owned)
+    ORDER BY e.ord"""
+)
 _WRITE_BATCH = text(
     f"""
 WITH owned AS (
@@ -396,19 +381,9 @@ WITH owned AS (
     LEFT JOIN doc ON doc.ord = s.doc_ord
     WHERE s.message IN (SELECT id FROM owned)
 ), new_deliveries AS (
-    INSERT INTO deliveries (message_id, recipient, agency_code, priority, state)
-    SELECT l.message, l.recipient, l.agency, l.priority, l.state
-    FROM {_unnest("l")}
-    WHERE l.message IN (SELECT id FROM owned)
-    ORDER BY l.ord
-    ON CONFLICT ON CONSTRAINT uq_deliveries_message_recipient DO NOTHING
-    RETURNING id, message_id
+    {_NEW_DELIVERIES}
 ), new_events AS (
-    INSERT INTO events (kind, message_id, detail)
-    SELECT e.kind, e.message, CAST(e.detail AS jsonb)
-    FROM {_unnest("e")}
-    WHERE e.message IN (SELECT id FROM owned)
-    ORDER BY e.ord
+    {_NEW_EVENTS}
 )
 SELECT 'message' AS what, id, id AS message_id FROM owned
 UNION ALL

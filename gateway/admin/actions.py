@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from config import Settings
-from store.db import CHANNEL_DELIVERIES
-from store.events import append_event
+from store import interventions as rows
+from store.agencies import agencies_by_code, list_agencies
+from store.db import CHANNEL_DELIVERIES, Transaction
+from store.deliveries import NewDelivery, insert_deliveries
+from store.events import NewEvent, append_event, append_events
+from store.interventions import DeliveryRef, MessageRef
 from store.messages import notify
-from store.models import Agency, Delivery, Document, Message
 
 RETRYABLE = ("deferred", "queued")
 CANCELLABLE = ("queued", "deferred", "held")
@@ -42,26 +41,26 @@ class ReleaseResult:
     how: str = ""  # "to", "held deliveries" or "routing"
 
 
-async def _delivery_for_update(session: AsyncSession, delivery_id: int) -> Delivery:
-    d = await session.scalar(select(Delivery).where(Delivery.id == delivery_id).with_for_update())
+async def _delivery_for_update(session: Transaction, delivery_id: int) -> DeliveryRef:
+    d = await rows.lock_delivery(session, delivery_id)
     if d is None:
         raise ActionError(f"no delivery {delivery_id}", 404)
     return d
 
 
-async def _message_for_update(session: AsyncSession, message_id: int) -> Message:
-    m = await session.scalar(select(Message).where(Message.id == message_id).with_for_update())
+async def _message_for_update(session: Transaction, message_id: int) -> MessageRef:
+    m = await rows.lock_message(session, message_id)
     if m is None:
         raise ActionError(f"no message {message_id}", 404)
     return m
 
 
-async def retry_delivery(session: AsyncSession, delivery_id: int, by: str) -> int:
+async def retry_delivery(session: Transaction, delivery_id: int, by: str) -> int:
     """Send a deferred (or waiting queued) delivery now, whatever its backoff said."""
     d = await _delivery_for_update(session, delivery_id)
     if d.state not in RETRYABLE:
         raise ActionError(f"delivery {delivery_id} is {d.state}: only deferred or queued can retry")
-    await _requeue(session, [d.id])
+    await rows.requeue(session, [d.id])
     await append_event(
         session,
         "retried",
@@ -73,41 +72,28 @@ async def retry_delivery(session: AsyncSession, delivery_id: int, by: str) -> in
     return d.id
 
 
-async def retry_all_deferred(session: AsyncSession, by: str) -> list[int]:
-    rows = (
-        await session.execute(
-            select(Delivery.id, Delivery.message_id, Delivery.attempts)
-            .where(Delivery.state == "deferred")
-            .order_by(Delivery.id)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
-    await _requeue(session, [r.id for r in rows])
-    for r in rows:
-        await append_event(
-            session,
-            "retried",
-            message_id=r.message_id,
-            delivery_id=r.id,
-            detail={"by": by, "from_state": "deferred", "attempts": r.attempts},
-        )
-    if rows:
+async def retry_all_deferred(session: Transaction, by: str) -> list[int]:
+    deferred = await rows.lock_deferred(session)
+    await rows.requeue(session, [d.id for d in deferred])
+    await append_events(
+        session,
+        [
+            NewEvent(
+                "retried",
+                message_id=d.message_id,
+                delivery_id=d.id,
+                detail={"by": by, "from_state": "deferred", "attempts": d.attempts},
+            )
+            for d in deferred
+        ],
+    )
+    if deferred:
         await notify(session, CHANNEL_DELIVERIES, "")
-    return [r.id for r in rows]
-
-
-async def _requeue(session: AsyncSession, ids: Sequence[int]) -> None:
-    if ids:
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(list(ids)))
-            .values(state="queued", next_attempt_at=func.now(), claimed_by=None, claimed_until=None)
-            .execution_options(synchronize_session=False)
-        )
+    return [d.id for d in deferred]
 
 
 async def release_message(
-    session: AsyncSession,
+    session: Transaction,
     settings: Settings,
     message_id: int,
     by: str,
@@ -137,17 +123,9 @@ async def release_message(
         targets = await _agencies_by_code(session, to)
         result.how = "to"
     else:
-        held = list(
-            (
-                await session.scalars(
-                    select(Delivery.id)
-                    .where(Delivery.message_id == message_id, Delivery.state == "held")
-                    .with_for_update()
-                )
-            ).all()
-        )
+        held = await rows.lock_message_deliveries(session, message_id, ["held"])
         if held:
-            await _requeue(session, held)
+            await rows.requeue(session, held)
             result.queued, result.how = held, "held deliveries"
             targets = []
         else:
@@ -164,7 +142,7 @@ async def release_message(
             422,
         )
     from_state = m.state
-    m.state, m.error, m.updated_at = "processed", None, func.now()
+    await rows.mark_processed(session, message_id, None)
     await append_event(
         session,
         "released",
@@ -182,36 +160,33 @@ async def release_message(
 
 
 async def _agencies_by_code(
-    session: AsyncSession, codes: Sequence[str]
+    session: Transaction, codes: Sequence[str]
 ) -> list[tuple[str, str | None]]:
     wanted = list(dict.fromkeys(c.strip() for c in codes if c.strip()))
-    rows = {
-        a.code: a
-        for a in (await session.scalars(select(Agency).where(Agency.code.in_(wanted)))).all()
-    }
-    missing = [c for c in wanted if c not in rows or not rows[c].active]
+    found = await agencies_by_code(session, wanted)
+    missing = [c for c in wanted if c not in found or not found[c].active]
     if missing:
         raise ActionError(f"no active agency with code {', '.join(missing)}", 422)
-    return [(rows[c].address, c) for c in wanted]
+    return [(found[c].address, c) for c in wanted]
 
 
 async def _route_again(
-    session: AsyncSession, settings: Settings, m: Message
+    session: Transaction, settings: Settings, m: MessageRef
 ) -> list[tuple[str, str | None]]:
     from gateway.pipeline.routing import AgencyRef, RouteInput, route
 
     agencies = [
         AgencyRef(a.code, a.name, a.address, tuple(a.aliases), tuple(a.domains), a.active)
-        for a in (await session.scalars(select(Agency).where(Agency.active))).all()
+        for a in await list_agencies(session, active_only=True)
     ]
-    docs = (await session.scalars(select(Document).where(Document.message_id == m.id))).all()
+    docs = await rows.routing_documents(session, m.id)
     edxml_codes = [
         c
         for d in docs
-        if d.detected_type == "edxml" or (d.sources or {}).get("agency_codes") == "edxml"
-        for c in d.agency_codes or []
+        if d.detected_type == "edxml" or d.sources.get("agency_codes") == "edxml"
+        for c in d.agency_codes
     ]
-    lines = [line for d in docs for line in d.recipients or []]
+    lines = [line for d in docs for line in d.recipients]
     res = route(
         agencies,
         RouteInput(
@@ -228,72 +203,45 @@ async def _route_again(
 
 
 async def _upsert_delivery(
-    session: AsyncSession, message_id: int, recipient: str, code: str | None, priority: int
+    session: Transaction, message_id: int, recipient: str, code: str | None, priority: int
 ) -> int | None:
     """One delivery per (message, recipient): an existing unfinished or failed one is queued
     again; one already delivered is left alone (None)."""
-    stmt = (
-        insert(Delivery)
-        .values(
-            message_id=message_id,
-            recipient=recipient,
-            agency_code=code,
-            state="queued",
-            priority=priority,
-        )
-        .on_conflict_do_nothing(constraint="uq_deliveries_message_recipient")
-        .returning(Delivery.id)
+    (new_id,) = await insert_deliveries(
+        session, [NewDelivery(message_id, recipient, code, priority=priority)]
     )
-    new_id = (await session.execute(stmt)).scalar_one_or_none()
     if new_id is not None:
-        return int(new_id)
-    d = await session.scalar(
-        select(Delivery)
-        .where(Delivery.message_id == message_id, Delivery.recipient == recipient)
-        .with_for_update()
-    )
+        return new_id
+    d = await rows.lock_delivery_to(session, message_id, recipient)
     assert d is not None
     if d.state == "delivered":
         return None
     if d.state in ("held", "cancelled", "deferred", "bounced"):
-        await _requeue(session, [d.id])
+        await rows.requeue(session, [d.id])
     return d.id
 
 
 async def cancel_message(
-    session: AsyncSession, message_id: int, by: str, reason: str = ""
+    session: Transaction, message_id: int, by: str, reason: str = ""
 ) -> list[int]:
     """Stop a message: its unsent deliveries become `cancelled`, a waiting message `processed`.
 
     A delivery being sent right now (`sending`) is left alone: its worker finishes it.
     """
     m = await _message_for_update(session, message_id)
-    ids = list(
-        (
-            await session.scalars(
-                select(Delivery.id)
-                .where(Delivery.message_id == message_id, Delivery.state.in_(CANCELLABLE))
-                .with_for_update()
-            )
-        ).all()
-    )
+    ids = await rows.lock_message_deliveries(session, message_id, CANCELLABLE)
     if not ids and m.state not in WAITING:
         raise ActionError(f"message {message_id} has nothing left to cancel (state {m.state})")
-    if ids:
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(ids))
-            .values(state="cancelled", claimed_by=None, claimed_until=None)
-            .execution_options(synchronize_session=False)
-        )
+    await rows.cancel_deliveries(session, ids)
     detail = {"by": by, "from_state": m.state, **({"reason": reason} if reason else {})}
-    for i in ids:
-        await append_event(
-            session, "cancelled", message_id=message_id, delivery_id=i, detail=detail
-        )
+    await append_events(
+        session,
+        [NewEvent("cancelled", message_id=message_id, delivery_id=i, detail=detail) for i in ids],
+    )
     if m.state in WAITING:
-        m.state, m.updated_at = "processed", func.now()
-        m.error = f"cancelled by {by}" + (f": {reason}" if reason else "")
+        await rows.mark_processed(
+            session, message_id, f"cancelled by {by}" + (f": {reason}" if reason else "")
+        )
     await append_event(
         session, "cancelled", message_id=message_id, detail={**detail, "deliveries": ids}
     )

@@ -156,15 +156,8 @@ async def logout(request: Request) -> Response:
 
 
 async def _waiting_count(request: Request) -> int:
-    from sqlalchemy import func, select
-
-    from store.models import Message
-
     async with context(request).db.transaction() as s:
-        return int(
-            await s.scalar(select(func.count()).where(Message.state.in_(("held", "quarantined"))))
-            or 0
-        )
+        return await queries.waiting_count(s)
 
 
 async def log_page(request: Request, who: Who) -> Response:

@@ -14,17 +14,15 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from config import Settings
 from gateway.delivery.smtp import Result
 from gateway.delivery.trace import edocgw_id
 from gateway.notices.dsn import Original, RecipientStatus, queue_dsn
-from gateway.notices.receipts import NoticeRequest, queue_notice, queue_notices
+from gateway.notices.receipts import NoticeRequest, queue_notices
 from store import deliveries as repo
+from store.db import Transaction, savepoint
 from store.deliveries import ClaimedDelivery
 from store.events import append_event
-from store.models import Message
 
 log = logging.getLogger("edocgw.delivery")
 
@@ -74,7 +72,7 @@ def _original(settings: Settings, d: ClaimedDelivery) -> Original:
 
 
 async def apply_outcome(
-    session: AsyncSession,
+    session: Transaction,
     settings: Settings,
     d: ClaimedDelivery,
     result: Result,
@@ -176,7 +174,7 @@ async def apply_outcome(
 
 
 async def _bounce(
-    session: AsyncSession,
+    session: Transaction,
     settings: Settings,
     d: ClaimedDelivery,
     result: Result,
@@ -230,11 +228,11 @@ async def _bounce(
 
 
 async def _notice(
-    session: AsyncSession, settings: Settings, d: ClaimedDelivery, kind: str, detail: dict
+    session: Transaction, settings: Settings, d: ClaimedDelivery, kind: str, detail: dict
 ) -> int | None:
     if d.source == "internal" or not settings.receipts.enabled:
         return None
-    return await queue_notice(session, settings, Message(id=d.message_id), kind, detail)
+    return (await queue_notices(session, settings, [NoticeRequest(d.message_id, kind, detail)]))[0]
 
 
 def _attempt_detail(d: ClaimedDelivery, result: Result, attempts: int, worker: str) -> dict:
@@ -252,7 +250,7 @@ def _attempt_detail(d: ClaimedDelivery, result: Result, attempts: int, worker: s
 
 
 async def apply_delivered(
-    session: AsyncSession,
+    session: Transaction,
     settings: Settings,
     items: Sequence[tuple[ClaimedDelivery, Result]],
     worker: str,
@@ -282,7 +280,7 @@ async def apply_delivered(
     ]
     if wanted and settings.receipts.enabled:
         try:
-            async with session.begin_nested():  # a receipts bug must not undo the batch
+            async with savepoint(session):  # a receipts bug must not undo the batch
                 await queue_notices(
                     session,
                     settings,

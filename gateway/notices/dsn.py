@@ -14,8 +14,6 @@ import secrets
 from dataclasses import dataclass
 from email.utils import format_datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from config import Settings
 from gateway.notices.outbound import (
     INTERNAL,
@@ -26,6 +24,7 @@ from gateway.notices.outbound import (
     header,
     new_message_id,
 )
+from store.db import Transaction
 from store.deliveries import message_headers
 
 ACTIONS = ("failed", "delayed", "delivered")
@@ -181,7 +180,7 @@ def build_dsn(
 
 
 async def queue_dsn(
-    session: AsyncSession,
+    session: Transaction,
     settings: Settings,
     original: Original,
     recipient: RecipientStatus,

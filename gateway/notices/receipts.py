@@ -20,10 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any, Protocol
 
 from config import Settings
 from gateway.delivery.trace import edocgw_id
@@ -37,8 +34,16 @@ from gateway.notices.outbound import (
     new_message_id,
 )
 from signing.sign import sign_smime
-from store.deliveries import HEADER_LIMIT, header_block, message_raw
-from store.models import Delivery, Document, Message
+from store.db import Transaction
+from store.deliveries import message_raw
+from store.notices import (
+    NoticeDestination,
+    NoticeDocument,
+    NoticeOriginal,
+    notice_destinations,
+    notice_documents,
+    notice_originals,
+)
 
 log = logging.getLogger("edocgw.receipts")
 
@@ -86,16 +91,6 @@ STATE_VI = {
 }
 
 
-@dataclass(frozen=True)
-class _Original:
-    id: int
-    source: str
-    mail_from: str
-    subject: str | None
-    header_message_id: str | None
-    received_at: dt.datetime
-
-
 def suppressed_domain(settings: Settings, sender: str) -> bool:
     domain = sender.rpartition("@")[2].lower().rstrip(".")
     return any(
@@ -117,10 +112,17 @@ class NoticeRequest:
     detail: dict[str, Any]
 
 
+class HasId(Protocol):
+    """The message a notice is about: anything that knows its id."""
+
+    @property
+    def id(self) -> int: ...
+
+
 async def queue_notice(
-    session: AsyncSession,
+    session: Transaction,
     settings: Settings,
-    original: Message,
+    original: HasId,
     kind: str,
     detail: dict[str, Any],
 ) -> int | None:
@@ -129,7 +131,7 @@ async def queue_notice(
 
 
 async def queue_notices(
-    session: AsyncSession, settings: Settings, items: Sequence[NoticeRequest]
+    session: Transaction, settings: Settings, items: Sequence[NoticeRequest]
 ) -> list[int | None]:
     """`queue_notice` for many at once: three reads for the whole batch and one write, so
     receipts cost a batch a few statements rather than each message nine. Returns, per
@@ -143,64 +145,19 @@ async def queue_notices(
     if not settings.receipts.enabled or not items:
         return out
     ids = sorted({it.message_id for it in items})
-    rows = (
-        await session.execute(
-            select(
-                Message.id,
-                Message.source,
-                Message.mail_from,
-                Message.subject,
-                Message.header_message_id,
-                Message.received_at,
-                func.substring(Message.raw, 1, HEADER_LIMIT).label("head"),
-            ).where(Message.id.in_(ids))
-        )
-    ).all()
-    originals: dict[int, _Original] = {}
-    for r in rows:
-        orig = _Original(r.id, r.source, r.mail_from, r.subject, r.header_message_id, r.received_at)
+    originals: dict[int, NoticeOriginal] = {}
+    for orig in await notice_originals(session, ids):
         if not orig.mail_from or orig.source == INTERNAL:
             continue
-        if suppressed_domain(settings, orig.mail_from) or auto_kind(header_block(r.head or b"")):
+        if suppressed_domain(settings, orig.mail_from) or auto_kind(orig.headers):
             continue
         originals[orig.id] = orig
     if not originals:
         return out
     wanted = list(originals)
-    docs: dict[int, list[Any]] = {i: [] for i in wanted}
-    for doc in (
-        await session.execute(
-            select(
-                Document.message_id,
-                Document.part_path,
-                Document.filename,
-                Document.detected_type,
-                Document.kind,
-                Document.number,
-                Document.notation,
-                Document.verdict,
-            )
-            .where(Document.message_id.in_(wanted))
-            .order_by(Document.id)
-        )
-    ).all():
-        docs[doc.message_id].append(doc)
-    deliveries: dict[int, list[Any]] = {i: [] for i in wanted}
-    for d in (
-        await session.execute(
-            select(
-                Delivery.message_id,
-                Delivery.recipient,
-                Delivery.agency_code,
-                Delivery.state,
-                Delivery.delivered_at,
-            )
-            .where(Delivery.message_id.in_(wanted))
-            .order_by(Delivery.id)
-        )
-    ).all():
-        deliveries[d.message_id].append(d)
-    jobs: list[tuple[int, _Original, NoticeRequest, bytes | None]] = []
+    docs = await notice_documents(session, wanted)
+    deliveries = await notice_destinations(session, wanted)
+    jobs: list[tuple[int, NoticeOriginal, NoticeRequest, bytes | None]] = []
     for i, it in enumerate(items):
         found = originals.get(it.message_id)
         if found is None:
@@ -230,11 +187,11 @@ async def queue_notices(
 
 def _build(
     settings: Settings,
-    orig: _Original,
+    orig: NoticeOriginal,
     kind: str,
     detail: dict[str, Any],
-    docs: Sequence[Any],
-    deliveries: Sequence[Any],
+    docs: Sequence[NoticeDocument],
+    deliveries: Sequence[NoticeDestination],
     status_xml: bytes | None,
 ) -> Notice:
     now = dt.datetime.now(dt.UTC)
@@ -279,7 +236,7 @@ def _reason(detail: dict[str, Any]) -> str | None:
     return None
 
 
-def _doc_dict(d: Document) -> dict[str, Any]:
+def _doc_dict(d: NoticeDocument) -> dict[str, Any]:
     return {
         "filename": d.filename,
         "kind": d.kind,
@@ -291,11 +248,11 @@ def _doc_dict(d: Document) -> dict[str, Any]:
 
 def _json_part(
     settings: Settings,
-    orig: _Original,
+    orig: NoticeOriginal,
     kind: str,
     detail: dict[str, Any],
-    docs: Any,
-    deliveries: Any,
+    docs: Sequence[NoticeDocument],
+    deliveries: Sequence[NoticeDestination],
     now: dt.datetime,
 ) -> bytes:
     data = {
@@ -326,11 +283,11 @@ def _json_part(
 
 def _text_part(
     settings: Settings,
-    orig: _Original,
+    orig: NoticeOriginal,
     kind: str,
     detail: dict[str, Any],
-    docs: Any,
-    deliveries: Any,
+    docs: Sequence[NoticeDocument],
+    deliveries: Sequence[NoticeDestination],
 ) -> str:
     when = orig.received_at.astimezone(VN_TIME).strftime("%H:%M ngày %d/%m/%Y")
     lines = [
@@ -355,9 +312,9 @@ def _text_part(
     shown = [d for d in deliveries if not focus or d.recipient == focus]
     if shown:
         lines += ["", "Nơi nhận:"]
-        for d in shown:
-            agency = f" ({d.agency_code})" if d.agency_code else ""
-            lines.append(f"  - {d.recipient}{agency}: {STATE_VI.get(d.state, d.state)}")
+        for dest in shown:
+            agency = f" ({dest.agency_code})" if dest.agency_code else ""
+            lines.append(f"  - {dest.recipient}{agency}: {STATE_VI.get(dest.state, dest.state)}")
     reason = _reason(detail)
     if reason:
         lines += ["", f"Chi tiết: {reason}"]

@@ -11,12 +11,10 @@ import asyncio
 import logging
 import time
 
-from sqlalchemy import select
-
 from config import Settings
 from gateway.smtp.relay import LocalDirectory
+from store.agencies import local_addresses
 from store.db import Database
-from store.models import Agency
 
 log = logging.getLogger("edocgw.smtp")
 
@@ -48,16 +46,12 @@ class Directory:
             return self._snapshot
 
     async def _load(self) -> LocalDirectory:
-        async with self.db.sessions() as s:
-            rows = (
-                await s.execute(
-                    select(Agency.domains, Agency.address).where(Agency.active.is_(True))
-                )
-            ).all()
+        async with self.db.transaction() as tx:
+            found = await local_addresses(tx)
         g = self.settings.gateway
         return LocalDirectory.build(
             processing=g.processing_addresses,
             local_domains=g.local_domains,
-            agency_domains=[d for r in rows for d in (r.domains or ())],
-            agency_addresses=[r.address for r in rows if r.address],
+            agency_domains=found.domains,
+            agency_addresses=found.addresses,
         )
