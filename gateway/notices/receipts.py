@@ -36,8 +36,9 @@ from gateway.notices.outbound import (
     header,
     new_message_id,
 )
+from mailparse.headers import MAX_HEADER_BLOCK, header_block
 from signing.sign import sign_smime
-from store.deliveries import HEADER_LIMIT, header_block, message_raw
+from store.deliveries import message_raw
 from store.models import Delivery, Document, Message
 
 log = logging.getLogger("edocgw.receipts")
@@ -152,7 +153,7 @@ async def queue_notices(
                 Message.subject,
                 Message.header_message_id,
                 Message.received_at,
-                func.substring(Message.raw, 1, HEADER_LIMIT).label("head"),
+                func.substring(Message.raw, 1, MAX_HEADER_BLOCK).label("head"),
             ).where(Message.id.in_(ids))
         )
     ).all()
