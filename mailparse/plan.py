@@ -233,7 +233,7 @@ class _Builder:
             if inner is not None:
                 inner_index = self.add(inner, index, depth + 1)
                 if inner_index is not None:
-                    self.docs[index] = _with(self.docs[index], envelops=inner_index)
+                    self.docs[index] = replace(self.docs[index], envelops=inner_index)
         return index
 
     def _unpack(self, att: Attachment, depth: int) -> Attachment | None:
@@ -249,8 +249,10 @@ class _Builder:
         return open_file(content, name, self.limits, part_path=f"{att.part_path}.p7m")
 
     def pair_detached(self) -> None:
-        for parent in dict.fromkeys(d.parent for d in self.docs):
-            siblings = [d for d in self.docs if d.parent == parent]
+        groups: dict[int | None, list[PlannedDocument]] = {}
+        for d in self.docs:
+            groups.setdefault(d.parent, []).append(d)
+        for siblings in groups.values():
             by_name: dict[str, int] = {}
             by_stem: dict[str, list[int]] = {}
             for d in siblings:
@@ -268,11 +270,7 @@ class _Builder:
                     same_stem = by_stem.get(key, [])
                     signed = same_stem[0] if len(same_stem) == 1 else None
                 if signed is not None:
-                    self.docs[d.index] = _with(d, signs=signed)
-
-
-def _with(d: PlannedDocument, **changes: int) -> PlannedDocument:
-    return replace(d, **changes)
+                    self.docs[d.index] = replace(d, signs=signed)
 
 
 def _fold(name: str) -> str:
