@@ -259,8 +259,9 @@ def _response_for(el: etree._Element | None) -> ResponseFor:
     )
 
 
-def read_package(data: bytes) -> EdxmlPackage:
-    """Read a document package; raises :class:`EdxmlError` when it is not edXML at all."""
+def read_package(data: bytes, *, attachments: bool = True) -> EdxmlPackage:
+    """Read a document package; raises :class:`EdxmlError` when it is not edXML at all.
+    ``attachments=False`` reads the header only (no base64 decoding of the files)."""
     root = _load(data)
     pkg = EdxmlPackage()
     header = _find(root, "MessageHeader")
@@ -297,7 +298,8 @@ def read_package(data: bytes) -> EdxmlPackage:
         ]
         pkg.response_for = [_response_for(r) for r in _children(header, "ResponseFor")]
     pkg.has_signature = any(_local(e) == "Signature" for e in root.iter())
-    _read_attachments(root, pkg)
+    if attachments:
+        _read_attachments(root, pkg)
     return pkg
 
 

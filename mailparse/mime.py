@@ -371,7 +371,7 @@ class _Walker:
             self.result.smime = SmimeInfo(
                 kind="pkcs7-mime", signed_bytes=None, signature=data, part_path=path
             )
-        content = _cms_content(data)
+        content = cms_content(data)
         if content is None:
             self.result.defects.append(f"{path}:pkcs7_content_unreadable")
             return False
@@ -444,27 +444,38 @@ def _raw_first_part(raw: bytes, boundary: str) -> bytes | None:
         pos = idx + len(delim)
 
 
-def _cms_content(blob: bytes) -> bytes | None:
-    """The encapsulated content of a CMS SignedData, or None."""
+_PEM_CMS = re.compile(rb"-----BEGIN (?:PKCS7|CMS|SIGNED DATA)-----(.*?)-----END", re.S)
+
+
+def cms_content(blob: bytes) -> bytes | None:
+    """The encapsulated content of a CMS SignedData (DER, PEM or bare base64), or None:
+    what an opaque S/MIME part or an enveloping ``.p7m`` carries inside."""
     try:
+        import base64
+
         from asn1crypto import cms
 
-        if blob[:1] != b"\x30":  # some clients still send base64 text
-            import base64
-
-            blob = base64.b64decode(blob, validate=False)
+        if blob[:1] != b"\x30":  # some clients still send base64 text, some PEM
+            pem = _PEM_CMS.search(blob)
+            blob = base64.b64decode(pem.group(1) if pem else blob, validate=False)
         info = cms.ContentInfo.load(blob)
         if info["content_type"].native != "signed_data":
             return None
-        content = info["content"]["encap_content_info"]["content"].native
-        return content if isinstance(content, bytes) else None
+        content = info["content"]["encap_content_info"]["content"]
+        value = content.native
+        if value is None:
+            return None
+        return value if isinstance(value, bytes) else content.contents
     except Exception:
         return None
 
 
-def open_file(data: bytes, filename: str | None, limits: Limits = DEFAULT_LIMITS) -> Attachment:
-    """A standalone file (not a mail) as an Attachment with its containers opened; never raises."""
-    att = make_attachment("1", filename, None, data)
+def open_file(
+    data: bytes, filename: str | None, limits: Limits = DEFAULT_LIMITS, part_path: str = "1"
+) -> Attachment:
+    """A standalone file (not a mail) as an Attachment with its containers opened; never raises.
+    *part_path* places it in a message (the content unpacked from a ``.p7m``)."""
+    att = make_attachment(part_path, filename, None, data)
     walker = _Walker(b"", limits)
     try:
         walker._expand(att, 0)

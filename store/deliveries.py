@@ -190,28 +190,14 @@ async def message_raw(session: AsyncSession, message_id: int) -> bytes:
     return (await session.execute(select(Message.raw).where(Message.id == message_id))).scalar_one()
 
 
-HEADER_LIMIT = 65536  # bytes read to find a stored message's header block
-
-
-async def message_headers(
-    session: AsyncSession, message_id: int, limit: int = HEADER_LIMIT
-) -> bytes:
-    """The header block of a stored message (at most `limit` bytes are read)."""
-    head = (
+async def message_head(session: AsyncSession, message_id: int, limit: int) -> bytes:
+    """The first `limit` bytes of a stored message: where its header block is (the caller
+    cuts it with `mailparse.headers.header_block`; store/ does not parse mail)."""
+    return (
         await session.execute(
             select(func.substring(Message.raw, 1, limit)).where(Message.id == message_id)
         )
     ).scalar_one() or b""
-    return header_block(head)
-
-
-def header_block(head: bytes) -> bytes:
-    """The header block at the start of `head` (all of it when no blank line is found)."""
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        end = head.find(sep)
-        if end >= 0:
-            return head[: end + len(sep) // 2]
-    return head
 
 
 async def document_verdicts(session: AsyncSession, message_id: int) -> list[str | None]:

@@ -33,6 +33,7 @@ class MessageRef:
     urgency: str | None
     subject: str | None
     rcpt_to: list[str]
+    route_input: dict[str, Any] | None = None  # what the pipeline routed by (migration 0002)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ async def lock_message(session: AsyncSession, message_id: int) -> MessageRef | N
                 Message.urgency,
                 Message.subject,
                 Message.rcpt_to,
+                Message.route_input,
             )
             .where(Message.id == message_id)
             .with_for_update()
@@ -132,7 +134,9 @@ async def lock_message(session: AsyncSession, message_id: int) -> MessageRef | N
     ).first()
     if m is None:
         return None
-    return MessageRef(m.id, m.state, m.source, m.urgency, m.subject, list(m.rcpt_to or []))
+    return MessageRef(
+        m.id, m.state, m.source, m.urgency, m.subject, list(m.rcpt_to or []), m.route_input
+    )
 
 
 async def mark_processed(session: AsyncSession, message_id: int, error: str | None) -> None:

@@ -77,6 +77,10 @@ class Message(Base):
     urgency: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     duplicate_of: Mapped[int | None] = mapped_column(BigInteger)
+    # From the pipeline's message plan: the routing input (release routes again from it)
+    # and the edXML document's reference (the receipts' status package quotes it).
+    route_input: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    edxml_ref: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     claimed_by: Mapped[str | None] = mapped_column(Text)
     claimed_until: Mapped[dt.datetime | None] = mapped_column(TS)

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,7 +41,9 @@ class Notice:
 
 @dataclass(frozen=True)
 class NoticeOriginal:
-    """The message a notice is about, with its header block (to spot automatic mail)."""
+    """The message a notice is about, with the start of its raw bytes (the caller cuts the
+    header block from it with mailparse.headers, to spot automatic mail) and the pipeline's
+    reference to its edXML document, if any."""
 
     id: int
     source: str
@@ -48,7 +51,8 @@ class NoticeOriginal:
     subject: str | None
     header_message_id: str | None
     received_at: dt.datetime
-    headers: bytes
+    head: bytes
+    edxml_ref: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,11 @@ class NoticeDestination:
     delivered_at: dt.datetime | None
 
 
-async def notice_originals(session: AsyncSession, ids: Sequence[int]) -> list[NoticeOriginal]:
-    """The messages `ids` (those that exist), each with its header block, in one read."""
+async def notice_originals(
+    session: AsyncSession, ids: Sequence[int], head_limit: int
+) -> list[NoticeOriginal]:
+    """The messages `ids` (those that exist), each with its first `head_limit` bytes, in one
+    read."""
     rows = (
         await session.execute(
             select(
@@ -81,7 +88,8 @@ async def notice_originals(session: AsyncSession, ids: Sequence[int]) -> list[No
                 Message.subject,
                 Message.header_message_id,
                 Message.received_at,
-                func.substring(Message.raw, 1, deliveries.HEADER_LIMIT).label("head"),
+                Message.edxml_ref,
+                func.substring(Message.raw, 1, head_limit).label("head"),
             ).where(Message.id.in_(list(ids)))
         )
     ).all()
@@ -93,7 +101,8 @@ async def notice_originals(session: AsyncSession, ids: Sequence[int]) -> list[No
             r.subject,
             r.header_message_id,
             r.received_at,
-            deliveries.header_block(r.head or b""),
+            r.head or b"",
+            r.edxml_ref,
         )
         for r in rows
     ]

@@ -67,6 +67,10 @@ class MessageResult:
     deliveries: list[DeliveryRow] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     error: str | None = None
+    # What the pipeline decided that later steps reuse: the routing input (an admin's
+    # release routes again from it) and the edXML document's reference (for the receipts).
+    route_input: dict[str, Any] | None = None
+    edxml_ref: dict[str, Any] | None = None
 
 
 @dataclass
@@ -205,6 +209,8 @@ def batch_params(worker: str, results: Sequence[MessageResult]) -> dict[str, Any
             ("m_verdict", r.verdict),
             ("m_urgency", r.urgency),
             ("m_error", r.error),
+            ("m_route_input", None if r.route_input is None else _json(r.route_input)),
+            ("m_edxml_ref", None if r.edxml_ref is None else _json(r.edxml_ref)),
         ):
             p[k].append(v)
         for doc in r.documents:
@@ -280,6 +286,8 @@ _ARRAYS: dict[str, str] = {
     "m_verdict": "text",
     "m_urgency": "text",
     "m_error": "text",
+    "m_route_input": "text",
+    "m_edxml_ref": "text",
     "d_message": "bigint",
     "d_part": "text",
     "d_filename": "text",
@@ -351,6 +359,7 @@ _WRITE_BATCH = text(
 WITH owned AS (
     UPDATE messages AS msg
     SET state = m.state, verdict = m.verdict, urgency = m.urgency, error = m.error,
+        route_input = CAST(m.route_input AS jsonb), edxml_ref = CAST(m.edxml_ref AS jsonb),
         claimed_by = NULL, claimed_until = NULL, updated_at = now()
     FROM {_unnest("m")}
     WHERE msg.id = m.id AND msg.state = 'received' AND msg.claimed_by = :worker

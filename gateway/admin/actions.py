@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from config import Settings
 from store import interventions as rows
@@ -20,6 +21,9 @@ from store.deliveries import NewDelivery, insert_deliveries
 from store.events import NewEvent, append_event, append_events
 from store.interventions import DeliveryRef, MessageRef
 from store.messages import notify
+
+if TYPE_CHECKING:
+    from gateway.pipeline.routing import RouteFacts
 
 RETRYABLE = ("deferred", "queued")
 CANCELLABLE = ("queued", "deferred", "held")
@@ -173,12 +177,28 @@ async def _agencies_by_code(
 async def _route_again(
     session: Transaction, settings: Settings, m: MessageRef
 ) -> list[tuple[str, str | None]]:
-    from gateway.pipeline.routing import AgencyRef, RouteInput, route
+    """Route again from the routing input the pipeline stored with the message."""
+    from gateway.pipeline.routing import AgencyRef, RouteFacts, route
 
     agencies = [
         AgencyRef(a.code, a.name, a.address, tuple(a.aliases), tuple(a.domains), a.active)
         for a in await list_agencies(session, active_only=True)
     ]
+    if m.route_input is not None:
+        facts = RouteFacts.from_json(m.route_input)
+    else:  # processed before the routing input was stored (migration 0002)
+        facts = await _facts_from_rows(session, m)
+    gw = settings.gateway
+    res = route(
+        agencies,
+        facts.input(m.rcpt_to or [], m.source, gw.processing_addresses, gw.local_domains),
+    )
+    return [(d.recipient, d.agency_code) for d in res.destinations]
+
+
+async def _facts_from_rows(session: Transaction, m: MessageRef) -> RouteFacts:
+    from gateway.pipeline.routing import RouteFacts
+
     docs = await rows.routing_documents(session, m.id)
     edxml_codes = [
         c
@@ -187,19 +207,7 @@ async def _route_again(
         for c in d.agency_codes
     ]
     lines = [line for d in docs for line in d.recipients]
-    res = route(
-        agencies,
-        RouteInput(
-            rcpt_to=list(m.rcpt_to or []),
-            subject=m.subject or "",
-            edxml_to_codes=edxml_codes,
-            recipient_lines=lines,
-            processing_addresses=frozenset(settings.gateway.processing_addresses),
-            local_domains=frozenset(settings.gateway.local_domains),
-            content_routing=m.source == "imap",
-        ),
-    )
-    return [(d.recipient, d.agency_code) for d in res.destinations]
+    return RouteFacts(m.subject or "", tuple(edxml_codes), tuple(lines))
 
 
 async def _upsert_delivery(

@@ -11,21 +11,15 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailparse import (
-    Attachment,
-    ClassifyContext,
-    SmimeInfo,
-    classify,
-    message_facts,
-    open_file,
-    parse,
-)
+from gateway.pipeline.verdicts import document_verdicts
+from mailparse import ClassifyContext, DocumentFacts, classify, message_facts
 from mailparse.filetype import detect_type
+from mailparse.plan import MessagePlan, PlannedDocument, pairing_names, plan, plan_files
 from signing import (
+    SignatureReport,
     TrustStore,
     TrustStoreError,
     aggregate,
-    extract_p7m_content,
     verify_document,
     verify_smime,
 )
@@ -73,101 +67,73 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
     p.set_defaults(func=run)
 
 
-def _verify(
-    target: Attachment,
-    companions: list[Attachment],
-    trust: TrustArgs,
-) -> list[dict[str, Any]]:
-    """Signature reports for one document. A detached ``x.pdf.p7s``/``.sig`` is reported
-    on ``x.pdf`` (paired by name), and on itself only when its partner is missing."""
+def _reports(p: MessagePlan, trust: TrustArgs) -> dict[int, list[SignatureReport]]:
+    """Every verification the plan lists, run here as the gateway's verifier processes run
+    them: a document's bytes, with the content a detached signature signs."""
     store = trust.store()
-    name = target.filename or ""
-    if target.detected_type == "cms":
-        base = _detached_partner_name(name)
-        if base is not None and any(c.filename == base for c in companions):
-            return []  # reported on the document it signs
-        return [r.to_dict() for r in verify_document(target.data, "cms", name, store)]
-    reports = [r.to_dict() for r in verify_document(target.data, target.detected_type, name, store)]
-    for c in companions:
-        if c.detected_type == "cms" and name and _detached_partner_name(c.filename or "") == name:
-            reports += [
-                r.to_dict() for r in verify_document(c.data, "cms", c.filename, store, target.data)
-            ]
-    return reports
+    out: dict[int, list[SignatureReport]] = {}
+    for v in p.verifications:
+        d = p.documents[v.document]
+        content = p.documents[v.detached].attachment.data if v.detached is not None else None
+        out[v.document] = verify_document(
+            d.attachment.data, d.detected_type, d.filename, store, content
+        )
+    return out
 
 
-def _verify_smime(smime: SmimeInfo, trust: TrustArgs) -> list[dict[str, Any]]:
-    """A message's S/MIME signature, checked on the signed part's raw bytes."""
-    store = trust.store()
-    return [r.to_dict() for r in verify_smime(smime.signature, smime.signed_bytes, store)]
+class _Reporter:
+    """REPORTs for the documents of one plan. A detached ``x.pdf.p7s``/``.sig`` is reported
+    on the document it signs (paired by the plan), and on itself only when unpaired; each
+    verdict is the gateway's (`document_verdicts`): a document covered by a signature
+    (detached, or the .p7m it came out of) takes that signature's verdict."""
 
+    def __init__(self, p: MessagePlan, ctx: ClassifyContext, trust: TrustArgs) -> None:
+        self.plan = p
+        self.ctx = ctx
+        self.reports = _reports(p, trust)
+        self.verdicts = document_verdicts(p.documents, self.reports)
 
-def _detached_partner_name(name: str) -> str | None:
-    """`x.pdf` for `x.pdf.p7s` / `x.pdf.sig`; None for anything else (`.p7m` envelops)."""
-    lower = name.lower()
-    for ext in (".p7s", ".sig"):
-        if lower.endswith(ext) and len(name) > len(ext):
-            return name[: -len(ext)]
-    return None
-
-
-def _p7m_inner(att: Attachment) -> list[Attachment]:
-    """The document inside an enveloping `.p7m`, so it is classified like any other."""
-    if att.detected_type != "cms" or _detached_partner_name(att.filename or "") is not None:
-        return []
-    inner = extract_p7m_content(att.data)
-    if not inner:
-        return []
-    name = att.filename or "document.p7m"
-    inner_name = name[:-4] if name.lower().endswith(".p7m") else name + ".content"
-    child = open_file(inner, inner_name)
-    child.part_path = f"{att.part_path}.1" if att.part_path else "1"
-    return [child]
-
-
-def _attachment_report(
-    att: Attachment,
-    siblings: list[Attachment],
-    ctx: ClassifyContext,
-    trust: TrustArgs,
-    label: str | None = None,
-) -> dict[str, Any]:
-    facts = classify(att, ctx)
-    signatures = _verify(att, [s for s in siblings if s is not att], trust)
-    children = list(att.children) + _p7m_inner(att)
-    return {
-        "file": label or att.filename or f"part {att.part_path}",
-        "detected_type": att.detected_type,
-        "facts": facts.to_dict(),
-        "signatures": signatures,
-        "verdict": aggregate(s["verdict"] for s in signatures),
-        "attachments": [_attachment_report(c, children, ctx, trust) for c in children],
-        "defects": list(dict.fromkeys(att.defects + facts.flags)),
-    }
+    def report(self, d: PlannedDocument, label: str | None = None) -> dict[str, Any]:
+        facts = classify(d.attachment, self.ctx)
+        shown = [] if d.signs is not None else list(self.reports.get(d.index, []))
+        for sig in self.plan.covering(d.index):
+            if sig.signs == d.index:
+                shown += self.reports.get(sig.index, [])
+        return {
+            "file": label or d.filename or f"part {d.part_path}",
+            "detected_type": d.detected_type,
+            "facts": facts.to_dict(),
+            "signatures": [r.to_dict() for r in shown],
+            "verdict": self.verdicts[d.index],
+            "attachments": [self.report(c) for c in self.plan.children(d.index)],
+            "defects": list(dict.fromkeys(d.attachment.defects + facts.flags)),
+        }
 
 
 def _message_report(path: str, data: bytes, trust: TrustArgs) -> dict[str, Any]:
-    msg = parse(data)
-    ctx = ClassifyContext(subject=msg.subject, body_text=msg.body_text)
+    p = plan(data)
+    ctx = p.context()
     facts = message_facts(ctx)  # the subject and body alone: what the mail says it carries
-    signatures = _verify_smime(msg.smime, trust) if msg.smime else []
-    defects = list(msg.defects) + (["malformed"] if msg.malformed else [])
+    smime = p.smime
+    signatures = (
+        [r.to_dict() for r in verify_smime(smime.signature, smime.signed, trust.store())]
+        if smime is not None
+        else []
+    )
+    defects = list(p.defects) + (["malformed"] if p.malformed else [])
+    reporter = _Reporter(p, ctx, trust)
     return {
         "file": path,
         "detected_type": "eml",
         "facts": facts.to_dict(),
         "signatures": signatures,
         "verdict": aggregate(s["verdict"] for s in signatures),
-        "attachments": [
-            _attachment_report(a, msg.attachments, ctx, trust) for a in msg.attachments
-        ],
+        "attachments": [reporter.report(d) for d in p.children(None)],
         "defects": defects,
     }
 
 
 def _unreadable_report(path: str, reason: str) -> dict[str, Any]:
-    from mailparse import DocumentFacts
-
     return {
         "file": path,
         "detected_type": None,
@@ -187,23 +153,31 @@ def check_file(path: str, trust: TrustArgs) -> dict[str, Any]:
     kind = detect_type(data, name)
     if kind == "eml" or (name.lower().endswith(".eml") and kind == "text"):
         return _message_report(path, data, trust)
-    att = open_file(data, name)
-    siblings = _sibling_files(path)
-    return _attachment_report(att, [att, *siblings], ClassifyContext(), trust, label=path)
+    p = plan_files([(name, data), *_partner_files(path)])
+    return _Reporter(p, ClassifyContext(), trust).report(p.documents[0], label=path)
 
 
-def _sibling_files(path: str) -> list[Attachment]:
-    """The other half of a detached signature pair lying next to `path`, as a companion:
-    `x.pdf.p7s`/`x.pdf.sig` for `x.pdf`, and `x.pdf` for `x.pdf.p7s`."""
-    candidates = [path + ext for ext in (".p7s", ".sig")]
-    partner = _detached_partner_name(path)
-    if partner is not None:
-        candidates.append(partner)
-    out: list[Attachment] = []
-    for candidate in candidates:
-        if os.path.isfile(candidate) and os.path.getsize(candidate) < 64 * 1024 * 1024:
-            with open(candidate, "rb") as fh:
-                out.append(open_file(fh.read(), os.path.basename(candidate)))
+MAX_PARTNERS = 16
+MAX_PARTNER_BYTES = 64 * 1024 * 1024
+
+
+def _partner_files(path: str) -> list[tuple[str, bytes]]:
+    """The files beside `path` that the plan's pairing rule looks at (`x.pdf.p7s`, `x.sig`
+    for `x.pdf`; `x.pdf` for `x.pdf.p7s`), so a detached pair on disk is judged as in a mail."""
+    directory, name = os.path.split(path)
+    try:
+        names = sorted(e.name for e in os.scandir(directory or ".") if e.is_file())
+    except OSError:
+        return []
+    out: list[tuple[str, bytes]] = []
+    for other in pairing_names(name, names)[:MAX_PARTNERS]:
+        candidate = os.path.join(directory, other)
+        try:
+            if os.path.getsize(candidate) < MAX_PARTNER_BYTES:
+                with open(candidate, "rb") as fh:
+                    out.append((other, fh.read()))
+        except OSError:
+            continue
     return out
 
 

@@ -8,7 +8,6 @@ one odd header must not make a message impossible to store.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import Message
@@ -16,8 +15,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
-_MAX_HEADER = 256 * 1024
+from mailparse.headers import header_block
 
 
 @dataclass
@@ -66,11 +64,6 @@ def _addresses(msg: Message, *names: str) -> list[str]:
         if addr and "@" in addr and addr not in out:
             out.append(addr)
     return out
-
-
-def header_block(raw: bytes) -> bytes:
-    m = _HEADER_END.search(raw, 0, _MAX_HEADER)
-    return raw[: m.end()] if m else raw[:_MAX_HEADER]
 
 
 def envelope_of(raw: bytes, account_user: str) -> Envelope:

@@ -24,8 +24,9 @@ from gateway.notices.outbound import (
     header,
     new_message_id,
 )
+from mailparse.headers import MAX_HEADER_BLOCK, header_block
 from store.db import Transaction
-from store.deliveries import message_headers
+from store.deliveries import message_head
 
 ACTIONS = ("failed", "delayed", "delivered")
 
@@ -190,7 +191,7 @@ async def queue_dsn(
     """Enqueue a DSN to the original's envelope sender; None when one must not be sent."""
     if not original.mail_from or original.source == INTERNAL:
         return None
-    headers = await message_headers(session, original.message_id)
+    headers = header_block(await message_head(session, original.message_id, MAX_HEADER_BLOCK))
     if auto_kind(headers) == "report":
         return None
     host = settings.gateway.hostname

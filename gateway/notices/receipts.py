@@ -33,9 +33,9 @@ from gateway.notices.outbound import (
     header,
     new_message_id,
 )
+from mailparse.headers import MAX_HEADER_BLOCK, header_block
 from signing.sign import sign_smime
 from store.db import Transaction
-from store.deliveries import message_raw
 from store.notices import (
     NoticeDestination,
     NoticeDocument,
@@ -146,10 +146,10 @@ async def queue_notices(
         return out
     ids = sorted({it.message_id for it in items})
     originals: dict[int, NoticeOriginal] = {}
-    for orig in await notice_originals(session, ids):
+    for orig in await notice_originals(session, ids, MAX_HEADER_BLOCK):
         if not orig.mail_from or orig.source == INTERNAL:
             continue
-        if suppressed_domain(settings, orig.mail_from) or auto_kind(orig.headers):
+        if suppressed_domain(settings, orig.mail_from) or auto_kind(header_block(orig.head)):
             continue
         originals[orig.id] = orig
     if not originals:
@@ -163,10 +163,8 @@ async def queue_notices(
         if found is None:
             continue
         status_xml = None
-        if it.kind in EDXML_STATUS and any(d.detected_type == "edxml" for d in docs[found.id]):
-            status_xml = edxml_status(
-                await message_raw(session, found.id), settings, it.kind, _reason(it.detail)
-            )
+        if it.kind in EDXML_STATUS and found.edxml_ref is not None:
+            status_xml = edxml_status(found.edxml_ref, settings, it.kind, _reason(it.detail))
         jobs.append((i, found, it, status_xml))
 
     def build_all() -> list[tuple[int, Notice]]:
@@ -355,39 +353,20 @@ def _part(content_type: bytes, data: bytes, filename: str | None) -> bytes:
     return head + b"\r\n" + body
 
 
-def edxml_status(raw: bytes, settings: Settings, kind: str, reason: str | None) -> bytes | None:
-    """An edXML status package answering the edXML document in `raw` (None if unreadable)."""
-    from mailparse import parse
-    from mailparse.edxml import (
-        EdxmlError,
-        Organ,
-        ResponseFor,
-        StaffInfo,
-        StatusPackage,
-        read_package,
-        write_status,
-    )
+def edxml_status(ref: dict[str, Any], settings: Settings, kind: str, reason: str | None) -> bytes:
+    """An edXML status package answering the edXML document the pipeline found in the
+    message (`ref`, stored with it as `messages.edxml_ref`)."""
+    from mailparse.edxml import Organ, ResponseFor, StaffInfo, StatusPackage, write_status
 
-    pkg = None
-    stack = list(parse(raw).attachments)
-    while stack and pkg is None:
-        att = stack.pop(0)
-        if att.detected_type == "edxml":
-            try:
-                pkg = read_package(att.data)
-            except EdxmlError:
-                pkg = None
-        stack.extend(getattr(att, "children", None) or [])
-    if pkg is None:
-        return None
-    code = "/".join(x for x in (pkg.code_number, pkg.code_notation) if x) or None
+    day = ref.get("promulgation_date")
+    code = "/".join(x for x in (ref.get("code_number"), ref.get("code_notation")) if x) or None
     rs = settings.receipts
     status = StatusPackage(
         response_for=ResponseFor(
-            organ_id=pkg.from_code,
+            organ_id=ref.get("from_code"),
             code=code,
-            promulgation_date=pkg.promulgation_date,
-            document_id=pkg.document_id,
+            promulgation_date=dt.date.fromisoformat(day) if day else None,
+            document_id=ref.get("document_id"),
         ),
         from_organ=Organ(
             code=rs.organ_code or None,

@@ -1,13 +1,10 @@
-"""Parse, classify and spool one message: the CPU and file work, run in an executor.
+"""Plan, classify and spool one message: the CPU and file work, run in an executor.
 
 Everything here is synchronous on purpose (it runs in a worker thread, never on the event
-loop). The result names the spooled files the verifier processes read, so megabytes of
-attachment bytes never travel through a pipe.
-
-Pairing rules: a detached CMS signature (``x.pdf.p7s``, ``x.sig``) signs the attachment whose
-name it carries (``x.pdf``, else the one with the same stem); an enveloping ``.p7m`` carries
-its content inside, which is unpacked and classified as a document of its own. Either way
-the signature's document "covers" the signed one.
+loop). What the message is (its documents, the .p7m contents, which detached signature signs
+which document, the edXML codes, what to verify) is decided by `mailparse.plan`, the same
+call `edocgw check` makes; this module classifies the documents and spools the bytes the
+plan says to verify, so megabytes of attachment bytes never travel through a pipe.
 """
 
 from __future__ import annotations
@@ -15,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from mailparse import (
     DEFAULT_LIMITS,
@@ -23,19 +20,12 @@ from mailparse import (
     ClassifyContext,
     DocumentFacts,
     Limits,
-    ParsedMessage,
     classify,
     message_facts,
-    parse,
 )
-from mailparse.containers import make_attachment
-from signing import extract_p7m_content
+from mailparse.plan import EdxmlRef, MessagePlan, plan
 
 log = logging.getLogger("edocgw.pipeline")
-
-# Types that can carry a signature the verifier understands.
-VERIFIABLE = frozenset({"pdf", "cms", "edxml", "xml"})
-DETACHED_SUFFIXES = (".p7s", ".sig")
 
 
 @dataclass
@@ -76,6 +66,10 @@ class ContentAnalysis:
     # Marks the mail itself carries (subject, or alone on a body line), documents or not.
     message_urgency: str | None = None
     message_secrecy: str | None = None
+    # From the plan, for routing and the receipts: the organ codes the edXML packages
+    # address, and the first package's own reference.
+    edxml_to_codes: list[str] = field(default_factory=list)
+    edxml: EdxmlRef | None = None
 
 
 Analyser = Callable[[bytes, Path], ContentAnalysis]
@@ -141,38 +135,39 @@ def parse_limits(max_message_size: int) -> Limits:
 def analyse_content(
     raw: bytes, spool_dir: Path, limits: Limits = DEFAULT_LIMITS
 ) -> ContentAnalysis:
-    """Parse *raw*, classify every attachment (recursively) and spool what needs verifying."""
-    parsed = parse(raw, limits)
+    """Plan *raw*, classify every document and spool what the plan says to verify."""
+    p = plan(raw, limits)
     spool = _Spool(spool_dir)
-    ctx = ClassifyContext(subject=parsed.subject, body_text=parsed.body_text)
-    docs: list[DocPlan] = []
-    data_of: dict[int, bytes] = {}
-    for att in parsed.all_attachments():
-        doc = _plan(att, len(docs), ctx, spool)
-        docs.append(doc)
-        data_of[doc.index] = att.data
-        if att.detected_type == "cms" and not _is_detached_name(att.filename):
-            inner = _unpack_p7m(att, len(docs), ctx, spool)
-            if inner is not None:
-                docs.append(inner[0])
-                data_of[inner[0].index] = inner[1]
-                doc.covers.append(inner[0].index)
-    _pair_detached(docs, data_of, spool)
+    ctx = p.context()
+    docs = [_document(d.index, d.attachment, list(d.covers), ctx) for d in p.documents]
+    spooled_at: dict[int, str] = {}
+
+    def path_of(index: int) -> str:
+        if index not in spooled_at:
+            spooled_at[index] = spool.write(p.documents[index].attachment.data)
+        return spooled_at[index]
+
+    for v in p.verifications:
+        docs[v.document].verify_path = path_of(v.document)
+        if v.detached is not None:
+            docs[v.document].detached_path = path_of(v.detached)
     own = message_facts(ctx)
     return ContentAnalysis(
         message_urgency=own.urgency,
         message_secrecy=own.secrecy,
-        subject=parsed.subject,
-        body_text_length=len(parsed.body_text),
-        defects=list(parsed.defects),
-        malformed=parsed.malformed,
+        subject=p.header.subject,
+        body_text_length=len(p.body_text),
+        defects=list(p.defects),
+        malformed=p.malformed,
         docs=docs,
-        smime=_spool_smime(parsed, spool),
+        smime=_spool_smime(p, spool),
+        edxml_to_codes=p.edxml_to_codes(),
+        edxml=p.edxml[0] if p.edxml else None,
     )
 
 
-def _plan(att: Attachment, index: int, ctx: ClassifyContext, spool: _Spool) -> DocPlan:
-    doc = DocPlan(
+def _document(index: int, att: Attachment, covers: list[int], ctx: ClassifyContext) -> DocPlan:
+    return DocPlan(
         index=index,
         part_path=att.part_path,
         filename=att.filename,
@@ -183,10 +178,8 @@ def _plan(att: Attachment, index: int, ctx: ClassifyContext, spool: _Spool) -> D
         facts=_classify(att, ctx),
         defects=list(att.defects),
         malformed=att.malformed,
+        covers=covers,
     )
-    if att.detected_type in VERIFIABLE:
-        doc.verify_path = spool.write(att.data)
-    return doc
 
 
 def _classify(att: Attachment, ctx: ClassifyContext) -> DocumentFacts:
@@ -197,55 +190,13 @@ def _classify(att: Attachment, ctx: ClassifyContext) -> DocumentFacts:
         return DocumentFacts(flags=[f"classify_error:{type(exc).__name__}"])
 
 
-def _is_detached_name(filename: str | None) -> bool:
-    return bool(filename) and filename.lower().endswith(DETACHED_SUFFIXES)  # type: ignore[union-attr]
-
-
-def _unpack_p7m(
-    att: Attachment, index: int, ctx: ClassifyContext, spool: _Spool
-) -> tuple[DocPlan, bytes] | None:
-    content = extract_p7m_content(att.data)
-    if not content:
-        return None
-    name = att.filename
-    if name and name.lower().endswith(".p7m"):
-        name = name[:-4]
-    inner = make_attachment(f"{att.part_path}.p7m", name, None, content)
-    return _plan(inner, index, ctx, spool), content
-
-
-def _pair_detached(docs: list[DocPlan], data_of: dict[int, bytes], spool: _Spool) -> None:
-    by_name: dict[str, DocPlan] = {}
-    by_stem: dict[str, list[DocPlan]] = {}
-    for d in docs:
-        if d.filename and not _is_detached_name(d.filename):
-            by_name.setdefault(d.filename.casefold(), d)
-            by_stem.setdefault(PurePath(d.filename.casefold()).stem, []).append(d)
-    for sig in docs:
-        if sig.detected_type != "cms" or not _is_detached_name(sig.filename):
-            continue
-        target_name = sig.filename.casefold()[:-4]  # type: ignore[union-attr]
-        target = by_name.get(target_name)
-        if target is None:
-            same_stem = by_stem.get(PurePath(target_name).stem, [])
-            target = same_stem[0] if len(same_stem) == 1 else None
-        if target is None:
-            continue
-        if target.verify_path is None:
-            target_path = spool.write(data_of[target.index])
-        else:
-            target_path = target.verify_path
-        sig.detached_path = target_path
-        sig.covers.append(target.index)
-
-
-def _spool_smime(parsed: ParsedMessage, spool: _Spool) -> SmimePlan | None:
-    s = parsed.smime
-    if s is None or not s.signature:
+def _spool_smime(p: MessagePlan, spool: _Spool) -> SmimePlan | None:
+    s = p.smime
+    if s is None:
         return None
     return SmimePlan(
         kind=s.kind,
         part_path=s.part_path,
         signature_path=spool.write(s.signature),
-        signed_path=spool.write(s.signed_bytes) if s.signed_bytes is not None else None,
+        signed_path=spool.write(s.signed) if s.signed is not None else None,
     )

@@ -15,12 +15,13 @@ from gateway.pipeline.analyse import ContentAnalysis, DocPlan
 from gateway.pipeline.policy import Decision, DocumentCheck, decide, describe
 from gateway.pipeline.routing import (
     AgencyIndex,
-    RouteInput,
+    RouteFacts,
     RouteResult,
     most_urgent,
     priority_of,
     route,
 )
+from gateway.pipeline.verdicts import document_verdicts
 from signing import SignatureReport, aggregate
 from store.results import DeliveryRow, DocumentRow, MessageResult, SignatureRow
 
@@ -64,24 +65,6 @@ def signature_row(rep: SignatureReport) -> SignatureRow:
 
 def _label(d: DocPlan) -> str:
     return d.filename or f"part {d.part_path}"
-
-
-def document_verdicts(
-    docs: Sequence[DocPlan], reports: dict[int, list[SignatureReport]]
-) -> dict[int, str]:
-    """Each document's verdict: its own signatures and those of a detached or enveloping
-    signature that covers it; `malformed` for an unreadable unsigned file; else `unsigned`."""
-    covering: dict[int, list[str]] = {}
-    for d in docs:
-        for target in d.covers:
-            covering.setdefault(target, []).extend(r.verdict for r in reports.get(d.index, []))
-    out: dict[int, str] = {}
-    for d in docs:
-        verdicts = [r.verdict for r in reports.get(d.index, [])] + covering.get(d.index, [])
-        if not verdicts and d.malformed:
-            verdicts = ["malformed"]
-        out[d.index] = aggregate(verdicts)
-    return out
 
 
 def build_outcome(
@@ -153,12 +136,15 @@ def build_outcome(
         ),
     ]
 
+    facts = route_facts(analysis)
     routing: RouteResult | None = None
     deliveries: list[DeliveryRow] = []
     reasons = list(decision.reasons)
     action = decision.action
     if action in ("forward", "hold"):
-        routing = route(agencies, _route_input(env, analysis, settings))
+        gw = settings.gateway
+        inp = facts.input(env.rcpt_to, env.source, gw.processing_addresses, gw.local_domains)
+        routing = route(agencies, inp)
         state = "queued" if action == "forward" else "held"
         priority = priority_of(urgency)
         deliveries = [
@@ -193,25 +179,36 @@ def build_outcome(
         message_signatures=[signature_row(r) for r in smime_reports],
         deliveries=deliveries,
         events=events,
+        route_input=facts.to_json(),
+        edxml_ref=edxml_reference(analysis),
     )
     return Outcome(result, final, routing, final.notice, detail)
 
 
-def _route_input(env: Envelope, analysis: ContentAnalysis, settings: Settings) -> RouteInput:
-    to_codes: list[str] = []
-    lines: list[str] = []
-    for d in analysis.docs:
-        to_codes.extend(d.facts.to_codes)
-        lines.extend(d.facts.recipients)
-    return RouteInput(
-        rcpt_to=list(env.rcpt_to),
+def route_facts(analysis: ContentAnalysis) -> RouteFacts:
+    """What routing reads of the content: the subject, the codes the edXML packages address
+    (from the plan) and the documents' recipient lines (from their facts)."""
+    return RouteFacts(
         subject=analysis.subject,
-        edxml_to_codes=to_codes,
-        recipient_lines=lines,
-        processing_addresses=frozenset(settings.gateway.processing_addresses),
-        local_domains=frozenset(settings.gateway.local_domains),
-        content_routing=env.source == "imap",
+        edxml_to_codes=tuple(analysis.edxml_to_codes),
+        recipient_lines=tuple(line for d in analysis.docs for line in d.facts.recipients),
     )
+
+
+def edxml_reference(analysis: ContentAnalysis) -> dict[str, Any] | None:
+    """What a status package answering the message's edXML document quotes (stored with the
+    message, so the receipts need not read the mail again)."""
+    ref = analysis.edxml
+    if ref is None:
+        return None
+    day = ref.promulgation_date
+    return {
+        "from_code": ref.from_code,
+        "document_id": ref.document_id,
+        "code_number": ref.code_number,
+        "code_notation": ref.code_notation,
+        "promulgation_date": day.isoformat() if day else None,
+    }
 
 
 def _doc_summary(d: DocPlan) -> dict[str, Any]:

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-# Decision 20/2020/QĐ-TTg codes in running text, not glued to other digits or dots.
-_CODE_IN_TEXT = re.compile(
-    r"(?<![\w.])(\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}|\d{2}\.\d{2}\.[A-Z]\d{2})(?![\w]|\.\w)"
-)
+from mailparse.agency import find_codes
+
 _PARENS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 _TOKEN = re.compile(r"\w+")
 # Old ("hoà", "uỷ") and new ("hòa", "ủy") tone placement compare equal: pick the latter.
@@ -104,6 +103,51 @@ class RouteInput:
     local_domains: frozenset[str] = frozenset()
     # Route by content even without a processing address (mail fetched over IMAP).
     content_routing: bool = False
+
+
+@dataclass(frozen=True)
+class RouteFacts:
+    """What routing reads of a message's content, as the pipeline decided it. Stored with
+    the message (`messages.route_input`), so an admin's release routes again from exactly
+    this, against the agency registry of the day."""
+
+    subject: str = ""
+    edxml_to_codes: tuple[str, ...] = ()
+    recipient_lines: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "edxml_to_codes": list(self.edxml_to_codes),
+            "recipient_lines": list(self.recipient_lines),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RouteFacts:
+        return cls(
+            subject=str(data.get("subject") or ""),
+            edxml_to_codes=tuple(data.get("edxml_to_codes") or ()),
+            recipient_lines=tuple(data.get("recipient_lines") or ()),
+        )
+
+    def input(
+        self,
+        rcpt_to: Sequence[str],
+        source: str,
+        processing_addresses: Iterable[str],
+        local_domains: Iterable[str],
+    ) -> RouteInput:
+        """The routing input for this content with the message's envelope and the
+        gateway's addresses (mail fetched over IMAP is routed by content)."""
+        return RouteInput(
+            rcpt_to=list(rcpt_to),
+            subject=self.subject,
+            edxml_to_codes=self.edxml_to_codes,
+            recipient_lines=self.recipient_lines,
+            processing_addresses=frozenset(processing_addresses),
+            local_domains=frozenset(local_domains),
+            content_routing=source == "imap",
+        )
 
 
 @dataclass(frozen=True)
@@ -184,11 +228,8 @@ def _split_lines(lines: Iterable[str]) -> list[str]:
 
 
 def codes_in_subject(subject: str) -> list[str]:
-    codes: list[str] = []
-    for m in _CODE_IN_TEXT.finditer(subject or ""):
-        if m.group(1) not in codes:
-            codes.append(m.group(1))
-    return codes
+    """Agency codes written in a subject (``[000.00.00.H53]``), as `mailparse.plan` reads them."""
+    return find_codes(subject or "")[0]
 
 
 def _domain(address: str) -> str:

@@ -14,9 +14,11 @@ from email import policy
 from email.message import Message
 from email.parser import HeaderParser
 
-MAX_HEADER_BLOCK = 256 * 1024
+from mailparse.headers import header_block
+
 MAX_VALUE = 2000
 _PARSER = HeaderParser(policy=policy.default)
+__all__ = ["HeaderFacts", "header_block", "header_facts"]
 
 
 @dataclass(frozen=True)
@@ -24,13 +26,6 @@ class HeaderFacts:
     message_id: str | None = None
     from_: str | None = None
     subject: str | None = None
-
-
-def header_block(raw: bytes) -> bytes:
-    end = raw.find(b"\r\n\r\n", 0, MAX_HEADER_BLOCK)
-    if end < 0:
-        end = raw.find(b"\n\n", 0, MAX_HEADER_BLOCK)
-    return raw[: end + 2] if end >= 0 else raw[:MAX_HEADER_BLOCK]
 
 
 def header_facts(raw: bytes) -> HeaderFacts:

@@ -11,9 +11,11 @@ import subprocess
 from email.message import EmailMessage
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from gateway.notices.receipts import queue_notice
+from gateway.pipeline.analyse import analyse_content
+from gateway.pipeline.outcome import edxml_reference
 from mailparse.edxml import EdxmlPackage, Organ, read_status, write_package
 from signing import TrustStore, verify_smime_message
 from store.models import Delivery, Document, Event, Message
@@ -152,20 +154,16 @@ def _edxml_mail() -> bytes:
 
 
 @pytest.mark.parametrize(("kind", "code"), [("accepted", "01"), ("rejected", "02")])
-async def test_edxml_sender_gets_status_package(db, settings, kind, code):
+async def test_edxml_sender_gets_status_package(db, settings, tmp_path, kind, code):
     settings.receipts.organ_code = "000.00.00.G22"
-    msg_id, _ = await put_message(db, _edxml_mail(), [])
+    raw = _edxml_mail()
+    msg_id, _ = await put_message(db, raw, [])
+    # What the pipeline stores with the message: the reference its plan read from the edXML
+    # (the receipt does not read the mail again).
+    ref = edxml_reference(analyse_content(raw, tmp_path / "spool"))
+    assert ref is not None
     async with db.transaction() as s:
-        await s.execute(
-            insert(Document).values(
-                message_id=msg_id,
-                part_path="2",
-                filename="15-UBND-VP.edxml",
-                detected_type="edxml",
-                size=1,
-                sha256="0" * 64,
-            )
-        )
+        await s.execute(update(Message).where(Message.id == msg_id).values(edxml_ref=ref))
     notice_id = await _notice(
         db, settings, msg_id, kind, {"reason": "Sai định dạng"} if code == "02" else {}
     )
