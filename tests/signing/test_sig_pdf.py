@@ -150,7 +150,15 @@ def test_stale_crl_is_indeterminate(pki: Pki, person_pdf: bytes):
 def test_sha1_digest_is_weak_algorithm(pki: Pki, trust: TrustStore, unsigned_pdf: bytes):
     signed = sign_pdf(unsigned_pdf, pki.signer("person"), md_algorithm="sha1")
     rep = only(verify_document(signed, "pdf", None, trust))
+    assert (rep.verdict, rep.reason) == ("indeterminate", "weak_algorithm")
+    assert "intact" in rep.detail
+    strict = TrustStore.load(pki.anchors, pki.crls, weak_algorithms="invalid")
+    rep = only(verify_document(signed, "pdf", None, strict))
     assert (rep.verdict, rep.reason) == ("invalid", "weak_algorithm")
+    at = signed.index(b"CONG VAN")
+    tampered = signed[:at] + b"KONG" + signed[at + 4 :]
+    rep = only(verify_document(tampered, "pdf", None, trust))
+    assert (rep.verdict, rep.reason) == ("invalid", "digest_mismatch")
 
 
 def test_truncated_signature_is_malformed(trust: TrustStore, person_pdf: bytes):
@@ -176,7 +184,10 @@ def test_unsigned_pdf_has_no_reports(trust: TrustStore, unsigned_pdf: bytes):
 
 
 def test_not_a_pdf_at_all(trust: TrustStore):
-    assert verify_document(b"%PDF-1.7\n garbage", "pdf", None, trust) == []
+    """A file that says %PDF- but cannot be read is malformed, never unsigned (a reader of
+    "unsigned" assumes the file was read)."""
+    rep = only(verify_document(b"%PDF-1.7\n garbage", "pdf", None, trust))
+    assert (rep.verdict, rep.reason) == ("malformed", "unreadable_pdf")
     rep = only(
         verify_document(b"%PDF-1.7\n/ByteRange [0 1 2 3] /Contents <00>", "pdf", None, trust)
     )
