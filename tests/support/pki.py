@@ -38,7 +38,15 @@ SIGNER_KINDS = {
     "no_nonrepudiation": "digitalSignature only",
     "stranger": "issued by an unknown root (not a trust anchor)",
     "tsa": "time-stamping authority (EKU timeStamping, critical)",
+    # Decree 30 e-document roles, named as in the qd-ubnd / qd-snv corpus documents
+    "chairman": "ECDSA P-256, personal: CCCD UID, Phạm Văn Hùng (signer of qd-ubnd)",
+    "seal_rsa": "RSA 2048, organisation: MST UID, CN ỦY BAN NHÂN DÂN TỈNH TÂY NINH",
+    "named_person": "RSA 2048, personal by given name + surname (no UID), Phạm Văn Hùng",
+    "seal_by_name": "ECDSA P-256, organisation by its CN alone (no UID): Sở Nội vụ tỉnh Tây Ninh",
+    "other_seal": "RSA 2048, organisation: MNS UID, UBND huyện Gò Dầu (not qd-ubnd's issuer)",
 }
+#: Signers whose key is ECDSA P-256 (the rest are RSA 2048).
+ECDSA_SIGNERS = frozenset({"agency", "chairman", "seal_by_name"})
 
 
 @dataclass(frozen=True)
@@ -99,11 +107,21 @@ def _key_pem(key) -> bytes:
     )
 
 
-def _name(cn: str, o: str | None = None, uid: str | None = None) -> x509.Name:
+def _name(
+    cn: str,
+    o: str | None = None,
+    uid: str | None = None,
+    *,
+    given_name: str | None = None,
+    surname: str | None = None,
+) -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "VN")]
     if o:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o))
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    if given_name and surname:
+        attrs.append(x509.NameAttribute(NameOID.GIVEN_NAME, given_name))
+        attrs.append(x509.NameAttribute(NameOID.SURNAME, surname))
     if uid:
         attrs.append(x509.NameAttribute(NameOID.USER_ID, uid))
     return x509.Name(attrs)
@@ -247,13 +265,21 @@ def make_pki(directory: str | Path) -> Pki:
         ),
         "stranger": (_name("Kẻ Lạ", "Không rõ"), {}),
         "tsa": (_name("TSA Kiểm thử edocgw", "Ban Cơ yếu Chính phủ (thử nghiệm)"), {"tsa": True}),
+        "chairman": (_name("Phạm Văn Hùng", o, "CCCD:072088001122"), {}),
+        "seal_rsa": (_name("ỦY BAN NHÂN DÂN TỈNH TÂY NINH", o, "MST:3900123457"), {}),
+        "named_person": (
+            _name("Phạm Văn Hùng", o, given_name="Hùng", surname="Phạm Văn"),
+            {},
+        ),
+        "seal_by_name": (_name("Sở Nội vụ tỉnh Tây Ninh", o), {}),
+        "other_seal": (_name("UBND huyện Gò Dầu", "UBND huyện Gò Dầu", "MNS:1234567"), {}),
     }
     signers: dict[str, Signer] = {}
     serials: dict[str, int] = {}
     for i, (label, (subject, opts)) in enumerate(specs.items()):
         serial = 0x1000 + i
         serials[label] = serial
-        key = _key("agency" if label == "agency" else "signer")
+        key = _key("agency" if label in ECDSA_SIGNERS else "signer")
         issuer, issuer_key = (
             (stranger_root, stranger_key) if label == "stranger" else (inter, inter_key)
         )
