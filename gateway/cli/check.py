@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.pipeline.policy import is_document
 from mailparse import (
     Attachment,
     ClassifyContext,
@@ -22,9 +23,11 @@ from mailparse import (
 )
 from mailparse.filetype import detect_type
 from signing import (
+    SignatureReport,
     TrustStore,
     TrustStoreError,
     aggregate,
+    check_e_document,
     extract_p7m_content,
     verify_document,
     verify_smime,
@@ -41,6 +44,7 @@ class TrustArgs:
     anchors: list[str] = field(default_factory=list)
     crls: list[str] = field(default_factory=list)
     soft_fail: bool = False
+    weak_algorithms: str = "indeterminate"
     _store: TrustStore | None = field(default=None, repr=False)
 
     def store(self) -> TrustStore:
@@ -48,9 +52,11 @@ class TrustArgs:
         if self._store is None:
             revocation = "soft-fail" if self.soft_fail else "hard-fail"
             if self.anchors:
-                self._store = TrustStore.load(self.anchors, self.crls, revocation)
+                self._store = TrustStore.load(
+                    self.anchors, self.crls, revocation, self.weak_algorithms
+                )
             else:
-                self._store = TrustStore.empty(revocation)
+                self._store = TrustStore.empty(revocation, self.weak_algorithms)
         return self._store
 
 
@@ -77,7 +83,7 @@ def _verify(
     target: Attachment,
     companions: list[Attachment],
     trust: TrustArgs,
-) -> list[dict[str, Any]]:
+) -> list[SignatureReport]:
     """Signature reports for one document. A detached ``x.pdf.p7s``/``.sig`` is reported
     on ``x.pdf`` (paired by name), and on itself only when its partner is missing."""
     store = trust.store()
@@ -86,13 +92,11 @@ def _verify(
         base = _detached_partner_name(name)
         if base is not None and any(c.filename == base for c in companions):
             return []  # reported on the document it signs
-        return [r.to_dict() for r in verify_document(target.data, "cms", name, store)]
-    reports = [r.to_dict() for r in verify_document(target.data, target.detected_type, name, store)]
+        return verify_document(target.data, "cms", name, store)
+    reports = verify_document(target.data, target.detected_type, name, store)
     for c in companions:
         if c.detected_type == "cms" and name and _detached_partner_name(c.filename or "") == name:
-            reports += [
-                r.to_dict() for r in verify_document(c.data, "cms", c.filename, store, target.data)
-            ]
+            reports += verify_document(c.data, "cms", c.filename, store, target.data)
     return reports
 
 
@@ -133,17 +137,27 @@ def _attachment_report(
     label: str | None = None,
 ) -> dict[str, Any]:
     facts = classify(att, ctx)
-    signatures = _verify(att, [s for s in siblings if s is not att], trust)
+    reports = _verify(att, [s for s in siblings if s is not att], trust)
+    signatures = [r.to_dict() for r in reports]
     children = list(att.children) + _p7m_inner(att)
+    e_document = _e_document(att, facts, reports)
     return {
         "file": label or att.filename or f"part {att.part_path}",
         "detected_type": att.detected_type,
         "facts": facts.to_dict(),
         "signatures": signatures,
         "verdict": aggregate(s["verdict"] for s in signatures),
+        "e_document": e_document.to_dict() if e_document is not None else None,
         "attachments": [_attachment_report(c, children, ctx, trust) for c in children],
         "defects": list(dict.fromkeys(att.defects + facts.flags)),
     }
+
+
+def _e_document(att: Attachment, facts: Any, reports: list[SignatureReport]):
+    """The Decree 30 e-document check, as the gateway makes it (None for a non-document)."""
+    if not is_document(att.detected_type, facts.kind):
+        return None
+    return check_e_document(reports, signer=facts.signer, issuer=facts.issuer)
 
 
 def _message_report(path: str, data: bytes, trust: TrustArgs) -> dict[str, Any]:
@@ -158,6 +172,7 @@ def _message_report(path: str, data: bytes, trust: TrustArgs) -> dict[str, Any]:
         "facts": facts.to_dict(),
         "signatures": signatures,
         "verdict": aggregate(s["verdict"] for s in signatures),
+        "e_document": None,  # the mail itself; each attached document has its own
         "attachments": [
             _attachment_report(a, msg.attachments, ctx, trust) for a in msg.attachments
         ],
@@ -174,6 +189,7 @@ def _unreadable_report(path: str, reason: str) -> dict[str, Any]:
         "facts": DocumentFacts().to_dict(),
         "signatures": [],
         "verdict": None,
+        "e_document": None,
         "attachments": [],
         "defects": [f"unreadable:{reason}"],
     }
@@ -210,9 +226,14 @@ def _sibling_files(path: str) -> list[Attachment]:
 def run(args: argparse.Namespace, settings: Any = None) -> int:
     """Check every file; exit 0 when all were read, 2 when one could not be.
 
-    ``settings`` is accepted for the CLI's calling convention; nothing here needs it."""
+    From ``settings`` only ``[trust] weak_algorithms`` is used (anchors and CRLs come from
+    the command line)."""
+    weak = getattr(getattr(settings, "trust", None), "weak_algorithms", "indeterminate")
     trust = TrustArgs(
-        anchors=list(args.trust or []), crls=list(args.crl or []), soft_fail=bool(args.soft_fail)
+        anchors=list(args.trust or []),
+        crls=list(args.crl or []),
+        soft_fail=bool(args.soft_fail),
+        weak_algorithms=weak,
     )
     reports: list[dict[str, Any]] = []
     status = EXIT_OK

@@ -12,7 +12,7 @@ from typing import Any
 
 from config import Settings
 from gateway.pipeline.analyse import ContentAnalysis, DocPlan
-from gateway.pipeline.policy import Decision, DocumentCheck, decide, describe
+from gateway.pipeline.policy import Decision, DocumentCheck, decide, describe, is_document
 from gateway.pipeline.routing import (
     AgencyIndex,
     RouteInput,
@@ -21,7 +21,7 @@ from gateway.pipeline.routing import (
     priority_of,
     route,
 )
-from signing import SignatureReport, aggregate
+from signing import EDocumentCheck, SignatureReport, aggregate, check_e_document
 from store.results import DeliveryRow, DocumentRow, MessageResult, SignatureRow
 
 
@@ -84,6 +84,26 @@ def document_verdicts(
     return out
 
 
+def document_signatures(
+    docs: Sequence[DocPlan], reports: dict[int, list[SignatureReport]]
+) -> dict[int, list[SignatureReport]]:
+    """Each document's signatures: its own, then those of a detached or enveloping
+    signature that covers it."""
+    out: dict[int, list[SignatureReport]] = {d.index: list(reports.get(d.index, [])) for d in docs}
+    for d in docs:
+        for target in d.covers:
+            out.setdefault(target, []).extend(reports.get(d.index, []))
+    return out
+
+
+def e_document_of(d: DocPlan, signatures: list[SignatureReport]) -> EDocumentCheck | None:
+    """The Decree 30 check for a document (None for an image, a signature file …): the
+    same call `edocgw check` makes."""
+    if not is_document(d.detected_type, d.facts.kind):
+        return None
+    return check_e_document(signatures, signer=d.facts.signer, issuer=d.facts.issuer)
+
+
 def build_outcome(
     env: Envelope,
     analysis: ContentAnalysis,
@@ -94,6 +114,8 @@ def build_outcome(
 ) -> Outcome:
     docs = analysis.docs
     verdict_of = document_verdicts(docs, reports)
+    signatures_of = document_signatures(docs, reports)
+    e_document = {d.index: e_document_of(d, signatures_of[d.index]) for d in docs}
     smime_verdict = aggregate(r.verdict for r in smime_reports) if smime_reports else None
 
     all_verdicts = [r.verdict for rs in reports.values() for r in rs]
@@ -113,6 +135,7 @@ def build_outcome(
             else verdict_of[d.index],
             secrecy=d.facts.secrecy,
             kind=d.facts.kind,
+            e_document_problems=e.problems if (e := e_document[d.index]) is not None else None,
         )
         for d in docs
     ]
@@ -149,6 +172,12 @@ def build_outcome(
                 "documents": {d.part_path: verdict_of[d.index] for d in docs},
                 "smime": smime_verdict,
                 "signatures": sum(len(v) for v in reports.values()) + len(smime_reports),
+                # Decree 30 e-document check, shown whatever the policy does with it
+                "e_documents": {
+                    d.part_path: {"conformant": e.conformant, "problems": list(e.problems)}
+                    for d in docs
+                    if (e := e_document[d.index]) is not None
+                },
             },
         ),
     ]
@@ -189,7 +218,9 @@ def build_outcome(
         state=final.state,
         verdict=message_verdict,
         urgency=urgency,
-        documents=[_document_row(d, verdict_of[d.index], reports) for d in docs],
+        documents=[
+            _document_row(d, verdict_of[d.index], reports, e_document[d.index]) for d in docs
+        ],
         message_signatures=[signature_row(r) for r in smime_reports],
         deliveries=deliveries,
         events=events,
@@ -229,7 +260,10 @@ def _doc_summary(d: DocPlan) -> dict[str, Any]:
 
 
 def _document_row(
-    d: DocPlan, verdict: str, reports: dict[int, list[SignatureReport]]
+    d: DocPlan,
+    verdict: str,
+    reports: dict[int, list[SignatureReport]],
+    e_document: EDocumentCheck | None = None,
 ) -> DocumentRow:
     f = d.facts
     return DocumentRow(
@@ -261,4 +295,5 @@ def _document_row(
         defects=list(d.defects),
         verdict=verdict,
         signatures=[signature_row(r) for r in reports.get(d.index, [])],
+        e_document=e_document.to_dict() if e_document is not None else None,
     )
