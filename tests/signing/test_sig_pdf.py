@@ -233,3 +233,30 @@ def test_to_dict_has_the_check_json_keys(trust: TrustStore, person_pdf: bytes):
         "detail",
     ]
     assert datetime.fromisoformat(data["signing_time"]).tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda br: b"[" + b"x" * (len(br) - 2) + b"]",  # not numbers
+        lambda br: b"[0 1 2]" + b" " * (len(br) - 7),  # three numbers, not four
+        lambda br: b"(" + b"0" * (len(br) - 2) + b")",  # a string, not an array
+    ],
+)
+def test_broken_byte_range_is_a_malformed_signature(trust: TrustStore, person_pdf: bytes, breakage):
+    """A /Sig field whose /ByteRange cannot be read is a broken signature, not none."""
+    m = re.search(rb"/ByteRange\s*(\[[^\]]*\])", person_pdf)
+    assert m is not None
+    broken = person_pdf[: m.start(1)] + breakage(m.group(1)) + person_pdf[m.end(1) :]
+    assert len(broken) == len(person_pdf)
+    reports = verify_document(broken, "pdf", "cv.pdf", trust)
+    assert aggregate(x.verdict for x in reports) == "malformed", reports
+    assert all("\n" not in x.detail for x in reports)
+
+
+def test_signature_dictionary_without_a_field_is_malformed(trust: TrustStore, person_pdf: bytes):
+    """The signature dictionary is there but no form field points at it any more."""
+    broken = person_pdf.replace(b"/FT /Sig", b"/FT /Xx", 1).replace(b"/FT/Sig", b"/FT/Xx", 1)
+    assert broken != person_pdf
+    reports = verify_document(broken, "pdf", "cv.pdf", trust)
+    assert [(x.verdict, x.reason) for x in reports] == [("malformed", "malformed")]
