@@ -260,3 +260,42 @@ def test_signature_dictionary_without_a_field_is_malformed(trust: TrustStore, pe
     assert broken != person_pdf
     reports = verify_document(broken, "pdf", "cv.pdf", trust)
     assert [(x.verdict, x.reason) for x in reports] == [("malformed", "malformed")]
+
+
+@pytest.mark.parametrize(
+    ("message", "failure"),
+    [
+        # pyHanko's wording for changes its diff policy cannot explain (from real files)
+        ("VRI key /9D87BB56C198E3C8959AC87D31D440066CBD2EBE was modified or deleted.", None),
+        ("Values for dict key /StructTreeRoot differ:{'/Type': '/StructTreeRoot'} changed", None),
+        (
+            "There are unexplained xrefs in revision 3: Reference(idnum=10, generation=0).\n"
+            "Some objects from revision 2 were replaced in revision 3 without precise "
+            "justification:\n - Reference(idnum=10, generation=0) is also used in "
+            "AbsoluteContext(path=PathInRevision('.Root.StructTreeRoot')) in the prior revision.",
+            None,
+        ),
+        (
+            "There are unexplained xrefs in revision 2: Reference(idnum=72, generation=0).\n"
+            " - Reference(idnum=3, generation=0) is also used in "
+            "AbsoluteContext(path=PathInRevision('.Root.Pages')) in the prior revision.",
+            "modified_after_signing",
+        ),
+        (
+            "Values for dict key /Resources differ:IndirectObject(35, 0) changed",
+            "modified_after_signing",
+        ),
+        ("Dict keys differ: {'/Pages', '/Names'} vs. {'/Pages'}.", "modified_after_signing"),
+        (
+            "Update of Reference(idnum=44, generation=0) is only allowed after an approval "
+            "signature, not a certification signature.",
+            "unexplained_changes",
+        ),
+    ],
+)
+def test_unexplained_changes_are_judged_by_what_they_touch(message: str, failure):
+    from signing.pdf import _unexplained
+
+    got, note = _unexplained(message)
+    assert got == failure
+    assert "\n" not in note
