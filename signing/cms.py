@@ -138,7 +138,8 @@ def _lenient_parse(sd: cms.SignedData) -> list[str]:
         tbs = choice.chosen["tbs_certificate"]
         for key in _TBS_FIELDS:
             tbs[key].native  # noqa: B018
-        who = choice.chosen.subject.human_friendly[:80]
+        subject = choice.chosen.subject
+        who = str(subject.native.get("common_name") or subject.human_friendly)[:80]
         for ext in tbs["extensions"]:
             try:
                 ext.native  # noqa: B018

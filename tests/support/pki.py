@@ -608,3 +608,48 @@ def make_edxml(subject: str = "V/v kiểm thử chữ ký số") -> bytes:
         "</edXML:MessageHeader></edXML:edXMLHeader></edXML:edXMLEnvelope>"
         "</edXML:edXML>"
     ).encode()
+
+
+# A QcStatements value asn1crypto (with pyHanko's QcStatement spec) refuses: the ETSI
+# QcCompliance statement (0.4.0.1862.1.1) takes no info, and this one carries a NULL, as
+# some real qualified certificates do (the kind in DSS's Signature-P-BG_BOR-1.pdf).
+BROKEN_QC_STATEMENTS = bytes.fromhex("300c300a06060400 8e4601010500".replace(" ", ""))
+
+
+def odd_signer(pki: Pki, *, critical: bool = False) -> Signer:
+    """A personal signer under *pki*'s intermediate whose certificate carries a QcStatements
+    extension asn1crypto's strict parser refuses (non-critical unless *critical*)."""
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    key = _key("signer")
+    inter_key = _key("intermediate")
+    label = "odd_critical" if critical else "odd"
+    subject = _name("Đỗ Thị Lạ", "UBND tỉnh Tây Ninh", "CCCD:072099004444")
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(pki.intermediate_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(0x2000 + int(critical))
+        .not_valid_before(now - dt.timedelta(days=30))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(inter_key.public_key()), False
+        )
+        .add_extension(
+            x509.UnrecognizedExtension(
+                x509.ObjectIdentifier("1.3.6.1.5.5.7.1.3"), BROKEN_QC_STATEMENTS
+            ),
+            critical=critical,
+        )
+    )
+    cert = builder.sign(inter_key, hashes.SHA256())
+    d = pki.directory
+    return Signer(
+        name=label,
+        cert=cert,
+        key=key,
+        cert_path=_write(d / f"{label}.pem", _pem(cert)),
+        key_path=_write(d / f"{label}.key", _key_pem(key)),
+        chain_path=_write(d / f"{label}-chain.pem", _pem(pki.intermediate_cert)),
+    )
