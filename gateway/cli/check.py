@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.pipeline.policy import is_document
+from gateway.pipeline.policy import e_document_applies
 from mailparse import (
     Attachment,
     ClassifyContext,
@@ -135,12 +135,15 @@ def _attachment_report(
     ctx: ClassifyContext,
     trust: TrustArgs,
     label: str | None = None,
+    covering: list[SignatureReport] | None = None,
 ) -> dict[str, Any]:
+    """*covering*: the signatures of the ``.p7m`` that envelops *att*, which sign it too."""
     facts = classify(att, ctx)
     reports = _verify(att, [s for s in siblings if s is not att], trust)
     signatures = [r.to_dict() for r in reports]
-    children = list(att.children) + _p7m_inner(att)
-    e_document = _e_document(att, facts, reports)
+    inner = _p7m_inner(att)
+    children = list(att.children) + inner
+    e_document = _e_document(att, facts, reports + (covering or []))
     return {
         "file": label or att.filename or f"part {att.part_path}",
         "detected_type": att.detected_type,
@@ -148,14 +151,19 @@ def _attachment_report(
         "signatures": signatures,
         "verdict": aggregate(s["verdict"] for s in signatures),
         "e_document": e_document.to_dict() if e_document is not None else None,
-        "attachments": [_attachment_report(c, children, ctx, trust) for c in children],
+        "attachments": [
+            _attachment_report(
+                c, children, ctx, trust, covering=reports if any(c is i for i in inner) else None
+            )
+            for c in children
+        ],
         "defects": list(dict.fromkeys(att.defects + facts.flags)),
     }
 
 
 def _e_document(att: Attachment, facts: Any, reports: list[SignatureReport]):
     """The Decree 30 e-document check, as the gateway makes it (None for a non-document)."""
-    if not is_document(att.detected_type, facts.kind):
+    if not e_document_applies(att.detected_type, facts.kind):
         return None
     return check_e_document(reports, signer=facts.signer, issuer=facts.issuer)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from config import Settings
 from gateway.pipeline.analyse import ContentAnalysis, DocPlan
-from gateway.pipeline.policy import Decision, DocumentCheck, decide, describe, is_document
+from gateway.pipeline.policy import Decision, DocumentCheck, decide, describe, e_document_applies
 from gateway.pipeline.routing import (
     AgencyIndex,
     RouteInput,
@@ -99,7 +99,7 @@ def document_signatures(
 def e_document_of(d: DocPlan, signatures: list[SignatureReport]) -> EDocumentCheck | None:
     """The Decree 30 check for a document (None for an image, a signature file …): the
     same call `edocgw check` makes."""
-    if not is_document(d.detected_type, d.facts.kind):
+    if not e_document_applies(d.detected_type, d.facts.kind):
         return None
     return check_e_document(signatures, signer=d.facts.signer, issuer=d.facts.issuer)
 

@@ -46,6 +46,13 @@ def is_document(detected_type: str | None, kind: str | None) -> bool:
     return detected_type in DOCUMENT_TYPES or kind is not None
 
 
+def e_document_applies(detected_type: str | None, kind: str | None) -> bool:
+    """Whether the Decree 30 e-document check is made: for documents, not for a signature
+    file (``.p7s``/``.p7m``, whose name often carries the document's notation); its
+    signatures count for the document it signs."""
+    return detected_type != "cms" and is_document(detected_type, kind)
+
+
 @dataclass(frozen=True)
 class Decision:
     action: Action

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.cli import clean_env, edocgw
 from tests.support.corpus import docx_bytes, pdf_bytes
-from tests.support.pki import make_pki, sign_pdf
+from tests.support.pki import make_pki, sign_cms, sign_pdf
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +41,7 @@ def test_e_document_in_each_report(tmp_path, pki):
         "person-only.pdf": person,
         "wrong-seal.pdf": sign_pdf(person, pki.signer("other_seal")),
         "plain.docx": docx_bytes("qd-ubnd"),
+        "envelope.pdf.p7m": sign_cms(qd, pki.signer("chairman"), detached=False),
         "logo.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 64,
     }
     for name, data in files.items():
@@ -66,6 +67,12 @@ def test_e_document_in_each_report(tmp_path, pki):
         "problems": ["unsigned", "no_personal_signature", "no_organisation_signature"],
     }
     assert rep["logo.png"]["e_document"] is None  # not a document
+    # the .p7m's signature signs the document inside it, as in the gateway
+    envelope = rep["envelope.pdf.p7m"]
+    assert envelope["e_document"] is None  # a signature file, not a document
+    (inner,) = envelope["attachments"]
+    assert inner["e_document"]["problems"] == ["no_organisation_signature"]
+    assert inner["e_document"]["personal_signer"] == "Phạm Văn Hùng"
 
 
 def test_weak_algorithm_choice_from_the_config(tmp_path, pki):

@@ -12,9 +12,11 @@ from store.db import Database
 from store.models import Document
 from tests.pipeline.pipe_support import events_of, make_mail, running, submit, wait_for
 from tests.support.corpus import pdf_bytes
-from tests.support.pki import Pki, sign_pdf
+from tests.support.pki import Pki, sign_cms, sign_pdf
 
 PDF = "application/pdf"
+P7S = "application/pkcs7-signature"
+P7M = "application/octet-stream"  # as mail clients often label a .p7m
 SUBJECT = "[000.00.00.G09] Quyết định 45/QĐ-UBND"
 
 
@@ -95,3 +97,31 @@ async def test_non_conformant_document_held_when_configured(
     held = next(e for e in await events_of(db, mid) if e.kind == "held")
     assert held.detail["reasons"] == ["non_conformant:organisation_not_issuer:45_QD-UBND.pdf"]
     assert "organisation_not_issuer" in held.detail["reason"]
+
+
+async def test_enveloping_and_detached_signatures_count_for_the_document(
+    pipe_settings: Settings, db: Database, agencies: None, pki: Pki
+) -> None:
+    """Same rule as `edocgw check`: a .p7m's or a .p7s's signatures sign the document."""
+    qd = pdf_bytes("qd-ubnd")
+    raw = make_mail(
+        SUBJECT,
+        [
+            ("45_QD-UBND.pdf", qd, PDF),
+            ("45_QD-UBND.pdf.p7s", sign_cms(qd, pki.signer("chairman")), P7S),
+            ("46_QD-UBND.pdf.p7m", sign_cms(qd, pki.signer("seal_rsa"), detached=False), P7M),
+        ],
+    )
+    async with running(pipe_settings, db):
+        mid = await submit(db, raw)
+        msg = (await wait_for(db, [mid], {"processed", "held", "failed"}, within=30))[mid]
+    held = [e.detail for e in await events_of(db, mid) if e.kind == "held"]
+    assert msg.state == "processed", held
+    async with db.sessions() as s:
+        docs = {
+            d.filename: d
+            for d in (await s.scalars(select(Document).where(Document.message_id == mid))).all()
+        }
+    assert docs["45_QD-UBND.pdf"].e_document["problems"] == ["no_organisation_signature"]
+    assert docs["46_QD-UBND.pdf"].e_document["problems"] == ["no_personal_signature"]
+    assert docs["45_QD-UBND.pdf.p7s"].e_document is None  # a signature file
