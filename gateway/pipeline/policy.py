@@ -41,8 +41,8 @@ class DocumentCheck:
 
 
 def is_document(detected_type: str | None, kind: str | None) -> bool:
-    """A document in its own right (a file type documents come in, or one whose text names
-    its kind), as opposed to a logo image or a signature file."""
+    """A document in its own right (a file type documents come in, or one whose text or
+    name gives its kind), as opposed to a logo image."""
     return detected_type in DOCUMENT_TYPES or kind is not None
 
 
