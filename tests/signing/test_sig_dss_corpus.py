@@ -6,9 +6,8 @@ chains to a configured anchor, so an intact signature is at best ``untrusted``. 
 no crash, no hang (each file runs in the verification pool with its deadline), no ``valid``
 without a trust anchor, no attacked file ``valid``, no intact file ``invalid``.
 
-The corpus lies beside the clone (CI has ``shared/`` there, read-only; ``EDOCGW_DSS_CORPUS``
-names another place) and is not copied into the repository; when it is missing the test
-fails, it is not skipped.
+The corpus lies beside the clone (CI has ``shared/`` there, read-only; see :func:`_corpus`)
+and is not copied into the repository; when it is missing the test fails, it is not skipped.
 """
 
 from __future__ import annotations
@@ -22,11 +21,25 @@ import pytest
 from signing import VerifyPool, aggregate
 from signing.report import SignatureReport
 
-# EDOCGW_DSS_CORPUS points elsewhere (a git worktree whose parent has no shared/)
-CORPUS = Path(
-    os.environ.get("EDOCGW_DSS_CORPUS")
-    or Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "dss-pades"
-)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _corpus() -> Path:
+    """``$EDOCGW_DSS_CORPUS``, else ``../shared/corpus/dss-pades`` beside the clone, else beside
+    the main checkout of a git worktree (whose ``.git`` file names that checkout)."""
+    if os.environ.get("EDOCGW_DSS_CORPUS"):
+        return Path(os.environ["EDOCGW_DSS_CORPUS"])
+    beside = REPO.parent / "shared" / "corpus" / "dss-pades"
+    dotgit = REPO / ".git"
+    if not beside.is_dir() and dotgit.is_file():
+        gitdir = Path(dotgit.read_text().partition("gitdir:")[2].strip())
+        if gitdir.parent.name == "worktrees":  # <main>/.git/worktrees/<name>
+            main = gitdir.parent.parent.parent
+            return main.parent / "shared" / "corpus" / "dss-pades"
+    return beside
+
+
+CORPUS = _corpus()
 
 # Classes: what the file is, by its name and its DSS test.
 INTACT = "intact"  # a genuine signature, unchanged since: never invalid
