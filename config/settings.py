@@ -202,6 +202,11 @@ class TrustSettings(Section):
         "hard-fail",
         description="hard-fail: no revocation data means indeterminate; soft-fail: valid.",
     )
+    weak_algorithms: Literal["indeterminate", "invalid"] = Field(
+        "indeterminate",
+        description="Verdict for an intact signature made with a weak algorithm (SHA-1): "
+        "indeterminate (ETSI CRYPTO_CONSTRAINTS_FAILURE_NO_POE) or invalid.",
+    )
     ocsp: bool = Field(
         False,
         description="OCSP look-ups over the network. Not supported: revocation is checked "
@@ -224,6 +229,11 @@ class PolicySettings(Section):
         "hold", description="What to do with a document whose signature fails."
     )
     unsigned: Action = Field("forward", description="What to do with unsigned documents.")
+    non_conformant: Literal["forward", "hold"] = Field(
+        "forward",
+        description="What to do with a document that is not a proper e-document under Decree "
+        "30/2020 (signed by the person, then the organisation); flagged either way.",
+    )
     secrecy_marked: Literal["quarantine"] = Field(
         "quarantine",
         description="Documents with a secrecy mark are never forwarded (Law 29/2018/QH14).",

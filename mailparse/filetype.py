@@ -38,6 +38,7 @@ _CMS_OIDS = (
     bytes.fromhex("06092a864886f70d010703"),  # envelopedData
 )
 _XML_ROOT = re.compile(rb"<(?!\?|!)(?:([\w.-]+):)?([\w.-]+)")
+_PDF_BODY = re.compile(rb"(?:^|[\r\n])\d+ \d+ obj\b")
 _EML_HEADER = re.compile(
     rb"^(?:Received|Return-Path|From|To|Subject|Date|Message-ID|MIME-Version|X-[\w-]+|Delivered-To)"
     rb":",
@@ -64,6 +65,8 @@ def detect_type(data: bytes, filename: str | None = None) -> str:
         return "cms"
     if b"%PDF-" in head:  # readers accept junk before the header, so do we
         return "pdf"
+    if name.endswith(".pdf") and _PDF_BODY.search(head) and b"%%EOF" in data[-2048:]:
+        return "pdf"  # header damaged, body a PDF: verification says `malformed`, not unsigned
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"<"):
         kind = _xml_kind(data[:8192])

@@ -6,6 +6,7 @@ runs in :class:`VerifyPool` worker processes; :func:`verify_document` is the inl
 """
 
 from signing.cms import extract_p7m_content
+from signing.edocument import EDocumentCheck, check_e_document
 from signing.errors import SignerConfigError, SigningError, TrustStoreError
 from signing.pool import VerifyPool
 from signing.report import SignatureReport, aggregate
@@ -14,6 +15,7 @@ from signing.trust import TrustStore
 from signing.verify import verify_document, verify_file, verify_smime_files
 
 __all__ = [
+    "EDocumentCheck",
     "SignatureReport",
     "SignerConfigError",
     "SigningError",
@@ -21,6 +23,7 @@ __all__ = [
     "TrustStoreError",
     "VerifyPool",
     "aggregate",
+    "check_e_document",
     "extract_p7m_content",
     "split_smime",
     "verify_document",

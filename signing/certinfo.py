@@ -33,16 +33,39 @@ def _uid(subject: x509.Name) -> str | None:
     return raw_uid
 
 
+_PERSONAL_UID = re.compile(r"^(CMND|CCCD|HC)\s*:", re.IGNORECASE)
+_ORGANISATION_UID = re.compile(r"^(MST|MNS)\s*:", re.IGNORECASE)
+
+
+def signer_kind(uid: str | None, cn: str | None, *, has_person_names: bool = False) -> str | None:
+    """``personal``, ``organisation`` or None (cannot tell), as Decree 30 reads a certificate:
+    a personal identifier (UID ``CMND:``/``CCCD:``/``HC:``, or a given name and surname) makes
+    it personal; ``MST:``/``MNS:``, or no personal identifier and a CN that names an
+    organisation, makes it an organisation's."""
+    from signing.names import names_organisation
+
+    if uid and _ORGANISATION_UID.match(uid):
+        return "organisation"
+    if (uid and _PERSONAL_UID.match(uid)) or has_person_names:
+        return "personal"
+    if cn and names_organisation(cn):
+        return "organisation"
+    return None
+
+
 def signer_fields(cert: x509.Certificate | None) -> dict[str, Any]:
     """The identity fields of :class:`~signing.report.SignatureReport` for *cert*."""
     if cert is None:
         return {}
     try:
         subject, issuer = cert.subject, cert.issuer
+        cn, uid = _attr(subject, "common_name"), _uid(subject)
+        person = bool(_attr(subject, "given_name") and _attr(subject, "surname"))
         return {
-            "signer_cn": _attr(subject, "common_name"),
+            "signer_cn": cn,
             "signer_o": _attr(subject, "organization_name"),
-            "signer_uid": _uid(subject),
+            "signer_uid": uid,
+            "signer_kind": signer_kind(uid, cn, has_person_names=person),
             "serial": format(cert.serial_number, "x"),
             "issuer_cn": _attr(issuer, "common_name"),
             "cert_sha256": hashlib.sha256(cert.dump()).hexdigest(),

@@ -90,7 +90,8 @@ def check_chain(
     except cv_errors.ExpiredError as exc:
         return ChainOutcome(r.EXPIRED, "expired", _msg(exc))
     except cv_errors.DisallowedAlgorithmError as exc:
-        return ChainOutcome(r.INVALID, "weak_algorithm", _msg(exc))
+        # a certificate signed with SHA-1: ETSI INDETERMINATE unless configured invalid
+        return ChainOutcome(trust.weak_algorithms, "weak_algorithm", _msg(exc))
     except cv_errors.PathBuildingError as exc:
         return ChainOutcome(r.UNTRUSTED, "no_path", f"no chain to a trust anchor: {_msg(exc)}")
     except (cv_errors.PathValidationError, cv_errors.InvalidCertificateError) as exc:

@@ -39,6 +39,17 @@ class CmsParseError(ValueError):
 def parse_signed_data(data: bytes, *, padded: bool = False) -> cms.SignedData:
     """DER, PEM or bare base64 to a fully parsed SignedData, or :class:`CmsParseError`.
     *padded*: trailing bytes are allowed (a PDF's /Contents is zero-padded)."""
+    return read_signed_data(data, padded=padded, lenient=False)[0]
+
+
+def read_signed_data(
+    data: bytes, *, padded: bool = False, lenient: bool = True
+) -> tuple[cms.SignedData, list[str]]:
+    """Like :func:`parse_signed_data`, but when asn1crypto's strict full parse refuses a part
+    that verification does not need (a non-critical certificate extension such as a
+    malformed QcStatements, an odd optional signed attribute, an OCSP response in Adobe's
+    revocation archive), read the rest and say what was skipped: real signers produce such
+    files and DSS validates them. Returns the SignedData and those notes (empty when strict)."""
     data = data.strip() if not data[:1] == b"\x30" else data
     if m := _PEM.search(data):
         data = _b64(m.group(1))
@@ -50,20 +61,105 @@ def parse_signed_data(data: bytes, *, padded: bool = False) -> cms.SignedData:
         if kind != "signed_data":
             raise CmsParseError(f"CMS content type is {kind}, not signed-data")
         sd = info["content"]
-        # force a full parse now, so that truncation shows up here and not mid-validation
-        for signer_info in sd["signer_infos"]:
-            signer_info["signed_attrs"].native  # noqa: B018
-            signer_info["sid"].native  # noqa: B018
-        for cert in sd["certificates"]:
-            cert.native  # noqa: B018
-        sd["encap_content_info"]["content_type"].native  # noqa: B018
     except CmsParseError:
         raise
     except Exception as exc:
         raise CmsParseError(f"not a CMS structure: {type(exc).__name__}: {_short(exc)}") from None
+    notes: list[str] = []
+    try:
+        _strict_parse(sd)
+    except Exception as exc:
+        if not lenient:
+            raise CmsParseError(
+                f"not a CMS structure: {type(exc).__name__}: {_short(exc)}"
+            ) from None
+        try:
+            notes = _lenient_parse(sd)
+        except Exception as again:
+            raise CmsParseError(
+                f"not a CMS structure: {type(exc).__name__}: {_short(exc)} "
+                f"(a lenient reading failed too: {_short(again)})"
+            ) from None
     if len(sd["signer_infos"]) == 0:
         raise CmsParseError("CMS SignedData has no signer")
-    return sd
+    return sd, notes
+
+
+def _strict_parse(sd: cms.SignedData) -> None:
+    """Force a full parse now, so that truncation shows up here and not mid-validation."""
+    for signer_info in sd["signer_infos"]:
+        signer_info["signed_attrs"].native  # noqa: B018
+        signer_info["sid"].native  # noqa: B018
+    for cert in sd["certificates"]:
+        cert.native  # noqa: B018
+    sd["encap_content_info"]["content_type"].native  # noqa: B018
+
+
+# Signed attributes a verification reads: these must parse, whatever else is skipped.
+_NEEDED_ATTRS = frozenset({"content_type", "message_digest", "signing_time"})
+_TBS_FIELDS = (
+    "version",
+    "serial_number",
+    "signature",
+    "issuer",
+    "validity",
+    "subject",
+    "subject_public_key_info",
+)
+
+
+def _lenient_parse(sd: cms.SignedData) -> list[str]:
+    """Parse what verification needs strictly and the rest part by part; returns one note
+    per part skipped. Raises when a needed part (a signer's identifier, algorithms,
+    content type or message digest, a certificate's body, a critical extension) is broken."""
+    notes: list[str] = []
+    sd["encap_content_info"]["content_type"].native  # noqa: B018
+    for signer_info in sd["signer_infos"]:
+        for key in ("sid", "digest_algorithm", "signature_algorithm", "signature"):
+            signer_info[key].native  # noqa: B018
+        for where in ("signed_attrs", "unsigned_attrs"):
+            for attr in signer_info[where]:
+                kind = attr["type"].native
+                try:
+                    attr["values"].native  # noqa: B018
+                except Exception as exc:
+                    if where == "signed_attrs" and kind in _NEEDED_ATTRS:
+                        raise
+                    label = where.replace("_attrs", "")
+                    notes.append(f"{label} attribute {kind} unreadable ({_first(exc)}), ignored")
+    for index, choice in enumerate(sd["certificates"]):
+        try:
+            choice.native  # noqa: B018
+            continue
+        except Exception as exc:
+            if choice.name != "certificate":
+                notes.append(f"{choice.name} #{index + 1} unreadable ({_first(exc)}), ignored")
+                continue
+        tbs = choice.chosen["tbs_certificate"]
+        for key in _TBS_FIELDS:
+            tbs[key].native  # noqa: B018
+        subject = choice.chosen.subject
+        who = str(subject.native.get("common_name") or subject.human_friendly)[:80]
+        for ext in tbs["extensions"]:
+            try:
+                ext.native  # noqa: B018
+            except Exception as exc:
+                if ext["critical"].native:
+                    raise
+                notes.append(
+                    f"non-critical extension {ext['extn_id'].native} of the certificate of "
+                    f"{who} unreadable ({_first(exc)}), ignored"
+                )
+    try:
+        sd["crls"].native  # noqa: B018
+    except Exception as exc:
+        notes.append(f"embedded revocation data unreadable ({_first(exc)}), ignored")
+    return notes
+
+
+def _first(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:120]
 
 
 def _b64(text: bytes) -> bytes:
@@ -88,7 +184,7 @@ def encapsulated_content(sd: cms.SignedData) -> bytes | None:
 def extract_p7m_content(data: bytes) -> bytes | None:
     """The inner content of an enveloping ``.p7m`` (so it can be classified), else None."""
     try:
-        return encapsulated_content(parse_signed_data(data))
+        return encapsulated_content(read_signed_data(data)[0])
     except Exception:
         return None
 
@@ -181,6 +277,9 @@ def _check_one(
             covers_whole_file=covers_whole_file,
         )
     md = signer_info["digest_algorithm"]["algorithm"].native
+    unsupported = _unsupported_algorithm(signer_info)
+    if unsupported:
+        return _unsupported_report(base, signer_info, digest, md, unsupported, prefix)
     try:
         actual = digest(md)
         intact, valid = validate_sig_integrity(signer_info, cert, expected_content_type, actual)
@@ -222,19 +321,62 @@ def _check_one(
         return SignatureReport(
             **base, verdict=r.INVALID, reason="timestamp_invalid", detail=prefix + ts_note
         )
-    weak = _weak(signer_info)
-    if weak:
-        return SignatureReport(
-            **base,
-            verdict=r.INVALID,
-            reason="weak_algorithm",
-            detail=f"{prefix}signed with {weak.upper()}, which is no longer accepted",
-        )
     moment = signing_time or datetime.now(UTC)
     outcome = check_chain(cert, certs, trust, moment)
     when = "" if signing_time else " (no signing time: checked now)"
     detail = "; ".join(x for x in (note, outcome.detail + when, ts_note) if x)
+    weak = _weak(signer_info)
+    if weak and outcome.verdict not in _FAILED_CHAIN:
+        # intact, but the algorithm no longer proves it: ETSI INDETERMINATE
+        # (CRYPTO_CONSTRAINTS_FAILURE_NO_POE) unless the operator asks for invalid
+        said = f"signed with {weak.upper()}, a weak algorithm (the content is intact)"
+        return SignatureReport(
+            **base,
+            verdict=trust.weak_algorithms,
+            reason="weak_algorithm",
+            detail="; ".join(x for x in (note, said, outcome.detail + when, ts_note) if x),
+        )
     return SignatureReport(**base, verdict=outcome.verdict, reason=outcome.reason, detail=detail)
+
+
+# Chain results that outrank a weak algorithm: they fail the signature on their own.
+_FAILED_CHAIN = frozenset({r.REVOKED, r.EXPIRED, r.INVALID, r.MALFORMED})
+
+
+def _unsupported_algorithm(signer_info: cms.SignerInfo) -> str | None:
+    """The dotted OID of a signature algorithm asn1crypto does not know (SHA-3 with RSA,
+    BSI plain ECDSA, a curve OID put where an algorithm belongs), else None. Such a
+    signature cannot be checked here, which does not make it a forgery."""
+    algo = signer_info["signature_algorithm"]["algorithm"]
+    return algo.dotted if algo.native == algo.dotted else None
+
+
+def _unsupported_report(base, signer_info, digest, md, oid: str, prefix: str) -> SignatureReport:
+    """``indeterminate``/``unsupported_algorithm``, or ``invalid`` when the signed message
+    digest shows the content was changed (that part needs no signature algorithm)."""
+    claimed = None
+    for attr in signer_info["signed_attrs"]:
+        if attr["type"].native == "message_digest":
+            claimed = attr["values"][0].native
+    try:
+        actual = digest(md)
+    except Exception:
+        actual = None
+    if claimed is not None and actual is not None and claimed != actual:
+        return SignatureReport(
+            **base,
+            verdict=r.INVALID,
+            reason="digest_mismatch",
+            detail=prefix + "the signed content was changed after signing",
+        )
+    intact = "the content digest matches; " if claimed is not None and actual else ""
+    return SignatureReport(
+        **base,
+        verdict=r.INDETERMINATE,
+        reason="unsupported_algorithm",
+        detail=f"{prefix}{intact}signature algorithm {oid} is not supported, so the signature "
+        "value cannot be checked",
+    )
 
 
 def _timing(signer_info, digest, trust: TrustStore):
@@ -267,14 +409,14 @@ def verify_cms(
 ) -> list[SignatureReport]:
     """A ``.p7s``/``.sig`` (with *detached_content*, the file it signs) or a ``.p7m``."""
     try:
-        sd = parse_signed_data(data)
+        sd, lenient = read_signed_data(data)
     except CmsParseError as exc:
         return [r.malformed("cms", "malformed", str(exc))]
     inner = encapsulated_content(sd)
+    notes = [f"lenient reading: {n}" for n in lenient]
     if inner is not None and detached_content is not None and inner != detached_content:
-        note = "enveloped content checked; the paired file differs from it"
-    else:
-        note = ""
+        notes.append("enveloped content checked; the paired file differs from it")
+    note = "; ".join(notes)
     content = inner if inner is not None else detached_content
     if content is None:
         return [

@@ -9,6 +9,7 @@ signatures.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import replace
 from datetime import datetime
 
@@ -25,7 +26,7 @@ from signing.cms import (
     check_signed_data,
     digest_of,
     encapsulated_content,
-    parse_signed_data,
+    read_signed_data,
 )
 from signing.report import SignatureReport
 from signing.trust import TrustStore
@@ -52,11 +53,12 @@ def verify_pdf(data: bytes, trust: TrustStore) -> list[SignatureReport]:
             # signatures of a file with only an owner password are still readable
             result = reader.decrypt("")
             if not getattr(result, "status", None) or result.status.name == "FAILED":
+                if b"/ByteRange" not in data:
+                    return []  # read, but locked: and no signature dictionary in it
                 raise PermissionError("encrypted PDF and the empty user password does not open it")
         fields = list(enumerate_sig_fields(reader, filled_status=True))
     except Exception as exc:
-        if b"/ByteRange" not in data:
-            return []  # unreadable, but there was never a signature in it
+        # never `unsigned`: whoever reads that assumes the file was read (DESIGN §5)
         return [r.malformed("pdf", "unreadable_pdf", f"cannot read the PDF: {_short(exc)}")]
     if not fields and b"/ByteRange" in data and b"/Contents" in data:
         return [
@@ -82,16 +84,34 @@ def _one_field(reader, sig_field, fq_name: str, trust: TrustStore) -> tuple[int,
         ):
             fmt = "pdf-timestamp"
         emb = EmbeddedPdfSignature(reader, sig_field, fq_name)
-        parse_signed_data(emb.pkcs7_content, padded=True)  # full parse: truncation shows up here
+        # full parse: truncation shows up here; a lenient reading says what it skipped
+        _sd, lenient = read_signed_data(emb.pkcs7_content, padded=True)
     except CmsParseError as exc:
         return 1 << 30, r.malformed(fmt, "malformed", f"field {fq_name}: {exc}")
     except Exception as exc:
+        # a /Sig dictionary or /ByteRange that cannot be read is a broken signature
         return 1 << 30, r.malformed(fmt, "malformed", f"field {fq_name}: {_short(exc)}")
     order = emb.signed_revision if isinstance(emb.signed_revision, int) else 1 << 29
     try:
-        return order, _check(emb, fq_name, fmt, trust)
+        return order, _check(emb, fq_name, fmt, trust, lenient)
     except Exception as exc:  # a file pyHanko chokes on, deep in the analysis
         return order, r.malformed(fmt, "malformed", f"field {fq_name}: {_short(exc)}")
+
+
+def _overshoot(emb: EmbeddedPdfSignature) -> int:
+    """Bytes by which a standard, contiguous byte range runs past the end of the file when
+    that is only a dropped trailing newline (1-2 bytes), else 0. The digest is then taken
+    over the whole file, so the signature still covers all of it."""
+    try:
+        start1, len1, start2, len2 = (int(x) for x in emb.byte_range)
+        stream = emb.reader.stream
+        stream.seek(0, io.SEEK_END)
+        size = stream.tell()
+    except Exception:
+        return 0
+    contiguous = start2 == len1 + len(emb.pkcs7_content) * 2 + 2
+    overshoot = start2 + len2 - size
+    return overshoot if start1 == 0 and contiguous and 0 < overshoot <= 2 else 0
 
 
 def _integrity(emb: EmbeddedPdfSignature) -> tuple[bool | None, str | None, str]:
@@ -103,16 +123,24 @@ def _integrity(emb: EmbeddedPdfSignature) -> tuple[bool | None, str | None, str]
         return (
             None,
             "diff_analysis_failed",
-            f"the revisions after signing cannot be read: {_short(exc)}",
+            f"the revisions after signing cannot be analysed: {_short(exc)}",
         )
     coverage = emb.coverage
     if coverage == SignatureCoverageLevel.ENTIRE_FILE:
         return True, None, ""
     if coverage != SignatureCoverageLevel.ENTIRE_REVISION:
+        overshoot = _overshoot(emb)
+        if overshoot:
+            return (
+                True,
+                None,
+                f"the byte range reaches {overshoot} byte(s) past the end of the file "
+                "(a final end-of-line dropped after signing)",
+            )
         return False, "coverage_unclear", "the signed byte range does not cover a whole revision"
     diff = emb.diff_result
     if not isinstance(diff, DiffResult):
-        return False, "modified_after_signing", f"changed after signing: {diff}"
+        return (False, *_unexplained(str(diff)))
     level = diff.modification_level
     docmdp = emb.docmdp_level
     if level == ModificationLevel.OTHER or (docmdp is not None and level.value > docmdp.value):
@@ -124,9 +152,41 @@ def _integrity(emb: EmbeddedPdfSignature) -> tuple[bool | None, str | None, str]
     return False, None, _ALLOWED_CHANGES.get(level, "")
 
 
-def _check(emb: EmbeddedPdfSignature, fq_name: str, fmt: str, trust: TrustStore) -> SignatureReport:
+# pyHanko's diff policy is a whitelist: a change it cannot explain is not proof of tampering.
+# What it touched decides: the page tree, a page's content, resources or annotations, the
+# name tree (scripts, embedded files) or actions change what a reader shows or does, so
+# they make the signature `invalid`; the DSS/VRI validation data, the logical structure tree
+# (tags for accessibility), XMP metadata and objects not reachable from the signed
+# revision's catalog change nothing that was signed.
+_CONTENT_MARKS = re.compile(
+    r"/(?:Pages?|Contents|Resources|Annots|Names|OpenAction|AA|JavaScript|EmbeddedFiles|"
+    r"AcroForm|XObject|Font|MediaBox|CropBox|Kids)\b|\.Root\.Pages|Dict keys differ"
+)
+_NON_CONTENT_MARKS = re.compile(
+    r"VRI key|/DSS\b|\.Root\.DSS|StructTreeRoot|AdditionalStreams|/Metadata\b|/StructParents?\b"
+)
+
+
+def _unexplained(message: str) -> tuple[str | None, str]:
+    """(failure reason or None, note) for a later revision pyHanko's policy rejected."""
+    text = " ".join(message.split())
+    if _CONTENT_MARKS.search(text):
+        return "modified_after_signing", f"content changed after signing: {text}"
+    if _NON_CONTENT_MARKS.search(text):
+        return None, f"later revisions change only validation data or document structure: {text}"
+    return "unexplained_changes", f"later revisions make changes that cannot be explained: {text}"
+
+
+def _check(
+    emb: EmbeddedPdfSignature,
+    fq_name: str,
+    fmt: str,
+    trust: TrustStore,
+    lenient: list[str] | None = None,
+) -> SignatureReport:
     whole, failure, note = _integrity(emb)
-    note = "; ".join(x for x in (f"field {fq_name}", note) if x)
+    lenient_note = "; ".join(f"lenient reading: {n}" for n in lenient or ())
+    note = "; ".join(x for x in (f"field {fq_name}", lenient_note, note) if x)
     sd = emb.signed_data
     if fmt == "pdf-timestamp":
         return _check_timestamp(emb, sd, whole, failure, note, trust)
@@ -148,8 +208,16 @@ def _apply_integrity(rep: SignatureReport, failure: str | None) -> SignatureRepo
     digest mismatch (already invalid, and the more precise reason) and malformed."""
     if not failure or rep.verdict == r.MALFORMED or rep.reason == "digest_mismatch":
         return rep
-    verdict = r.MALFORMED if failure == "diff_analysis_failed" else r.INVALID
-    return _replace(rep, verdict=verdict, reason=failure)
+    if failure in _UNDECIDED:
+        # nothing proves a change and nothing rules it out: never valid, and the chain's
+        # own verdict stands when it is worse
+        if r.SEVERITY.index(rep.verdict) <= r.SEVERITY.index(r.INDETERMINATE):
+            return rep
+        return _replace(rep, verdict=r.INDETERMINATE, reason=failure)
+    return _replace(rep, verdict=r.INVALID, reason=failure)
+
+
+_UNDECIDED = frozenset({"diff_analysis_failed", "unexplained_changes"})
 
 
 def _check_timestamp(emb, sd, whole, failure, note, trust) -> SignatureReport:

@@ -34,14 +34,20 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 COLLECT_AFTER_BYTES = 8 * 1024 * 1024
 
 
-def _worker_main(conn: Connection, anchors: list[str], crls: list[str], revocation: str) -> None:
+def _worker_main(
+    conn: Connection,
+    anchors: list[str],
+    crls: list[str],
+    revocation: str,
+    weak_algorithms: str = "indeterminate",
+) -> None:
     """Worker process: load the trust store once, then answer jobs until EOF or None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     logging.getLogger("pyhanko").setLevel(logging.CRITICAL)  # its diff tracebacks are reports
     from signing.verify import verify_file, verify_smime_files
 
     try:
-        trust = TrustStore.load(anchors, crls, revocation)
+        trust = TrustStore.load(anchors, crls, revocation, weak_algorithms)
     except Exception as exc:
         conn.send(("error", str(exc)))
         return
@@ -111,13 +117,16 @@ class VerifyPool:
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         start_timeout: float = 60.0,
+        weak_algorithms: str = "indeterminate",
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
         self._anchors = [str(p) for p in trust_anchors]
         self._crls = [str(p) for p in crls]
-        TrustStore.load(self._anchors, self._crls, revocation)  # fail here, naming the file
+        # fail here, naming the file or the value
+        TrustStore.load(self._anchors, self._crls, revocation, weak_algorithms)
         self._revocation = revocation
+        self._weak_algorithms = weak_algorithms
         self._size = max_workers
         self.timeout = timeout
         self.max_bytes = max_bytes
@@ -213,7 +222,7 @@ class VerifyPool:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
             target=_worker_main,
-            args=(child, self._anchors, self._crls, self._revocation),
+            args=(child, self._anchors, self._crls, self._revocation, self._weak_algorithms),
             name="edocgw-verify",
             daemon=True,
         )

@@ -69,6 +69,7 @@ class SignatureReport:
     signer_cn: str | None = None
     signer_o: str | None = None
     signer_uid: str | None = None
+    signer_kind: str | None = None  # personal | organisation | None (Decree 30 reading)
     serial: str | None = None
     issuer_cn: str | None = None
     cert_sha256: str | None = None
@@ -96,6 +97,7 @@ class SignatureReport:
             data["signing_time"] = self.signing_time.isoformat()
         ordered = {key: data[key] for key in JSON_KEYS}
         ordered.update(
+            signer_kind=self.signer_kind,
             cert_sha256=self.cert_sha256,
             signing_time_source=self.signing_time_source,
             etsi=self.etsi,

@@ -19,7 +19,7 @@ from signing.cms import (
     check_signed_data,
     digest_of,
     encapsulated_content,
-    parse_signed_data,
+    read_signed_data,
 )
 from signing.report import SignatureReport
 from signing.trust import TrustStore
@@ -34,9 +34,10 @@ def verify_smime(
     with *signed_bytes* the raw signed part; or a whole ``pkcs7-mime`` signed-data with
     *signed_bytes* None."""
     try:
-        sd = parse_signed_data(signature)
+        sd, lenient = read_signed_data(signature)
     except CmsParseError as exc:
         return [r.malformed("smime", "malformed", str(exc))]
+    note = "; ".join(f"lenient reading: {n}" for n in lenient)
     content = signed_bytes if signed_bytes is not None else encapsulated_content(sd)
     if content is None:
         return [
@@ -54,6 +55,7 @@ def verify_smime(
         trust=trust,
         expected_content_type=ctype,
         covers_whole_file=True,
+        note=note,
     )
     if any(rep.reason == "digest_mismatch" for rep in reports) and _BARE_LF.search(content):
         canonical = _BARE_LF.sub(b"\r\n", content)
@@ -64,7 +66,9 @@ def verify_smime(
             trust=trust,
             expected_content_type=ctype,
             covers_whole_file=True,
-            note="checked in canonical form (bare LF line ends made CRLF)",
+            note="; ".join(
+                x for x in (note, "checked in canonical form (bare LF line ends made CRLF)") if x
+            ),
         )
         if all(rep.reason != "digest_mismatch" for rep in retry):
             return retry

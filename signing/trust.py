@@ -26,6 +26,9 @@ from pyhanko_certvalidator.policy_decl import (
 from signing.errors import TrustStoreError
 
 REVOCATION_MODES = ("hard-fail", "soft-fail")
+#: What an intact signature made with a weak algorithm (SHA-1, MD5) is: ETSI EN 319 102-1
+#: calls it INDETERMINATE (CRYPTO_CONSTRAINTS_FAILURE_NO_POE); an operator may say invalid.
+WEAK_ALGORITHM_VERDICTS = ("indeterminate", "invalid")
 _CERT_SUFFIXES = {".pem", ".crt", ".cer", ".der", ".ca"}
 _CRL_SUFFIXES = {".crl", ".pem", ".der"}
 
@@ -95,6 +98,7 @@ class TrustStore:
     intermediates: tuple[asn1_x509.Certificate, ...] = ()
     crls: tuple[asn1_crl.CertificateList, ...] = ()
     revocation: str = "hard-fail"
+    weak_algorithms: str = "indeterminate"
     sources: tuple[Path, ...] = field(default=(), compare=False)
     _args: tuple[tuple, tuple] = field(default=((), ()), compare=False, repr=False)
     _stamp: tuple[tuple[str, int, int], ...] = field(default=(), compare=False, repr=False)
@@ -105,12 +109,18 @@ class TrustStore:
         anchors: Iterable[str | os.PathLike[str]],
         crls: Iterable[str | os.PathLike[str]] = (),
         revocation: str = "hard-fail",
+        weak_algorithms: str = "indeterminate",
     ) -> TrustStore:
         """Read PEM/DER files or folders. A bad file raises :class:`TrustStoreError`
         naming it. A non-self-signed certificate among the anchors is an intermediate."""
         if revocation not in REVOCATION_MODES:
             raise TrustStoreError(
                 f"revocation={revocation!r}: expected one of {', '.join(REVOCATION_MODES)}"
+            )
+        if weak_algorithms not in WEAK_ALGORITHM_VERDICTS:
+            raise TrustStoreError(
+                f"weak_algorithms={weak_algorithms!r}: expected one of "
+                f"{', '.join(WEAK_ALGORITHM_VERDICTS)}"
             )
         anchors, crls = list(anchors), list(crls)
         cert_files = _files(anchors, _CERT_SUFFIXES)
@@ -127,15 +137,20 @@ class TrustStore:
             intermediates=tuple(inter),
             crls=tuple(parsed_crls),
             revocation=revocation,
+            weak_algorithms=weak_algorithms,
             sources=sources,
             _args=(tuple(anchors), tuple(crls)),
             _stamp=_stamp_of(sources),
         )
 
     @classmethod
-    def empty(cls, revocation: str = "hard-fail") -> TrustStore:
+    def empty(
+        cls, revocation: str = "hard-fail", weak_algorithms: str = "indeterminate"
+    ) -> TrustStore:
         """No anchors at all: every chain is ``untrusted`` (integrity is still checked)."""
-        return cls(roots=(), revocation=revocation)
+        if weak_algorithms not in WEAK_ALGORITHM_VERDICTS:
+            raise TrustStoreError(f"weak_algorithms={weak_algorithms!r}: unknown")
+        return cls(roots=(), revocation=revocation, weak_algorithms=weak_algorithms)
 
     def changed(self) -> bool:
         """True when a source file was modified, added to a configured folder, or removed."""
@@ -152,7 +167,7 @@ class TrustStore:
             return self
         if not self.changed():
             return self
-        return TrustStore.load(self._args[0], self._args[1], self.revocation)
+        return TrustStore.load(self._args[0], self._args[1], self.revocation, self.weak_algorithms)
 
     def context(
         self,

@@ -124,6 +124,8 @@ class Document(Base):
     flags: Mapped[list[str]] = mapped_column(TextArray, server_default="{}")
     defects: Mapped[list[str]] = mapped_column(TextArray, server_default="{}")
     verdict: Mapped[str | None] = mapped_column(Text)
+    # Decree 30 e-document check {conformant, personal_signer, organisation_signer, problems}
+    e_document: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = (
         Index("ix_documents_message", "message_id"),

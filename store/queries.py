@@ -300,6 +300,8 @@ class DocumentDetail:
     defects: list[str]
     verdict: str | None
     signatures: list[SignatureRow]
+    # Decree 30 e-document check; None for a non-document or one stored before the check
+    e_document: dict[str, Any] | None = None
 
 
 @dataclass
@@ -429,6 +431,7 @@ async def message_detail(session: AsyncSession, message_id: int) -> MessageDetai
                 defects=list(d.defects or []),
                 verdict=d.verdict,
                 signatures=by_doc[d.id],
+                e_document=dict(d.e_document) if d.e_document is not None else None,
             )
             for d in docs
         ],

@@ -46,6 +46,7 @@ class DocumentRow:
     defects: list[str] = field(default_factory=list)
     verdict: str | None = None
     signatures: list[SignatureRow] = field(default_factory=list)
+    e_document: dict[str, Any] | None = None  # Decree 30 check; None: not a document
 
 
 @dataclass
@@ -233,6 +234,7 @@ def batch_params(worker: str, results: Sequence[MessageResult]) -> dict[str, Any
             p["d_confidence"].append(_json(doc.confidence))
             p["d_flags"].append(_json(list(doc.flags)))
             p["d_defects"].append(_json(list(doc.defects)))
+            p["d_e_document"].append(None if doc.e_document is None else _json(doc.e_document))
             # the document's position in the arrays is its ordinality in the statement
             _signature_params(p, mid, len(p["d_message"]), doc.signatures)
         _signature_params(p, mid, None, r.message_signatures)
@@ -305,6 +307,7 @@ _ARRAYS: dict[str, str] = {
     "d_confidence": "text",
     "d_flags": "text",
     "d_defects": "text",
+    "d_e_document": "text",
     "s_message": "bigint",
     "s_doc_ord": "bigint",
     **{f"s_{c}": _SIGNATURE_TYPES.get(c, "text") for c in _SIGNATURE_COLUMNS},
@@ -376,12 +379,13 @@ WITH owned AS (
     INSERT INTO documents (
         id, message_id, part_path, filename, declared_type, detected_type, size, sha256,
         verdict, {", ".join(_TEXT_FACTS)}, year, doc_date, recipients, agency_codes,
-        sources, confidence, flags, defects
+        sources, confidence, flags, defects, e_document
     )
     SELECT d.id, d.message, d.part, d.filename, d.declared, d.detected, d.size, d.sha256,
            d.verdict, {_FACT_SQL}, d.year, d.doc_date, {_text_array("recipients")},
            {_text_array("agency_codes")}, CAST(d.sources AS jsonb),
-           CAST(d.confidence AS jsonb), {_text_array("flags")}, {_text_array("defects")}
+           CAST(d.confidence AS jsonb), {_text_array("flags")}, {_text_array("defects")},
+           CAST(d.e_document AS jsonb)
     FROM doc AS d
 ), new_sigs AS (
     INSERT INTO signatures (message_id, document_id, {", ".join(_SIGNATURE_COLUMNS)})

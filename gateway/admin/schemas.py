@@ -88,6 +88,18 @@ class FactsOut(Out):
     sources: dict[str, Any]
 
 
+class EDocumentOut(Out):
+    """Signed by the competent person, then by the issuing organisation (Decree 30/2020)."""
+
+    conformant: bool
+    personal_signer: str | None
+    organisation_signer: str | None
+    problems: list[str] = Field(
+        description="unsigned, signature_not_valid, no_personal_signature, "
+        "no_organisation_signature, signer_not_in_text, organisation_not_issuer"
+    )
+
+
 class DocumentDetailOut(Out):
     id: int
     part_path: str
@@ -102,6 +114,9 @@ class DocumentDetailOut(Out):
     defects: list[str]
     verdict: str | None
     signatures: list[SignatureOut]
+    e_document: EDocumentOut | None = Field(
+        None, description="Decree 30 e-document check; null for a file that is no document."
+    )
 
 
 class EventOut(Out):

@@ -251,6 +251,24 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     return run_db(settings, fn, existing=True)
 
 
+def _e_document_line(e: dict[str, Any]) -> str:
+    """One line for the Decree 30 check: conformant or its problems, and who signed."""
+    head = (
+        "conformant"
+        if e.get("conformant")
+        else "NOT conformant: " + ", ".join(e.get("problems") or [])
+    )
+    who = [
+        f"{label} {name}"
+        for label, name in (
+            ("person", e.get("personal_signer")),
+            ("organisation", e.get("organisation_signer")),
+        )
+        if name
+    ]
+    return head + (f" ({'; '.join(who)})" if who else "")
+
+
 def _print_detail(m: Any) -> None:
     tty = sys.stdout.isatty()
     print(f"Message {m.id}  {_paint(m.state, m.state, tty)}  verdict {m.verdict or '-'}")
@@ -294,6 +312,8 @@ def _print_detail(m: Any) -> None:
             if value:
                 print(f"  {label + ':':<14}{value}")
         print(f"  {'Verdict:':<14}{_paint(d.verdict or 'unsigned', d.verdict, tty)}")
+        if d.e_document is not None:
+            print(f"  {'E-document:':<14}{_e_document_line(d.e_document)}")
         for sig in d.signatures:
             print(
                 f"    {sig.format}: {_paint(sig.verdict, sig.verdict, tty)}"

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.pipeline.verdicts import document_verdicts
+from gateway.pipeline.verdicts import document_signatures, document_verdicts, e_document_for
 from mailparse import ClassifyContext, DocumentFacts, classify, message_facts
 from mailparse.filetype import detect_type
 from mailparse.plan import MessagePlan, PlannedDocument, pairing_names, plan, plan_files
@@ -35,6 +35,7 @@ class TrustArgs:
     anchors: list[str] = field(default_factory=list)
     crls: list[str] = field(default_factory=list)
     soft_fail: bool = False
+    weak_algorithms: str = "indeterminate"
     _store: TrustStore | None = field(default=None, repr=False)
 
     def store(self) -> TrustStore:
@@ -42,9 +43,11 @@ class TrustArgs:
         if self._store is None:
             revocation = "soft-fail" if self.soft_fail else "hard-fail"
             if self.anchors:
-                self._store = TrustStore.load(self.anchors, self.crls, revocation)
+                self._store = TrustStore.load(
+                    self.anchors, self.crls, revocation, self.weak_algorithms
+                )
             else:
-                self._store = TrustStore.empty(revocation)
+                self._store = TrustStore.empty(revocation, self.weak_algorithms)
         return self._store
 
 
@@ -92,6 +95,7 @@ class _Reporter:
         self.ctx = ctx
         self.reports = _reports(p, trust)
         self.verdicts = document_verdicts(p.documents, self.reports)
+        self.signatures = document_signatures(p.documents, self.reports)
 
     def report(self, d: PlannedDocument, label: str | None = None) -> dict[str, Any]:
         facts = classify(d.attachment, self.ctx)
@@ -105,9 +109,16 @@ class _Reporter:
             "facts": facts.to_dict(),
             "signatures": [r.to_dict() for r in shown],
             "verdict": self.verdicts[d.index],
+            "e_document": _dict_or_none(
+                e_document_for(d.detected_type, facts, self.signatures.get(d.index, []))
+            ),
             "attachments": [self.report(c) for c in self.plan.children(d.index)],
             "defects": list(dict.fromkeys(d.attachment.defects + facts.flags)),
         }
+
+
+def _dict_or_none(check: Any) -> dict[str, Any] | None:
+    return check.to_dict() if check is not None else None
 
 
 def _message_report(path: str, data: bytes, trust: TrustArgs) -> dict[str, Any]:
@@ -128,6 +139,7 @@ def _message_report(path: str, data: bytes, trust: TrustArgs) -> dict[str, Any]:
         "facts": facts.to_dict(),
         "signatures": signatures,
         "verdict": aggregate(s["verdict"] for s in signatures),
+        "e_document": None,  # the mail itself; each attached document has its own
         "attachments": [reporter.report(d) for d in p.children(None)],
         "defects": defects,
     }
@@ -140,6 +152,7 @@ def _unreadable_report(path: str, reason: str) -> dict[str, Any]:
         "facts": DocumentFacts().to_dict(),
         "signatures": [],
         "verdict": None,
+        "e_document": None,
         "attachments": [],
         "defects": [f"unreadable:{reason}"],
     }
@@ -184,9 +197,14 @@ def _partner_files(path: str) -> list[tuple[str, bytes]]:
 def run(args: argparse.Namespace, settings: Any = None) -> int:
     """Check every file; exit 0 when all were read, 2 when one could not be.
 
-    ``settings`` is accepted for the CLI's calling convention; nothing here needs it."""
+    From ``settings`` only ``[trust] weak_algorithms`` is used (anchors and CRLs come from
+    the command line)."""
+    weak = getattr(getattr(settings, "trust", None), "weak_algorithms", "indeterminate")
     trust = TrustArgs(
-        anchors=list(args.trust or []), crls=list(args.crl or []), soft_fail=bool(args.soft_fail)
+        anchors=list(args.trust or []),
+        crls=list(args.crl or []),
+        soft_fail=bool(args.soft_fail),
+        weak_algorithms=weak,
     )
     reports: list[dict[str, Any]] = []
     status = EXIT_OK

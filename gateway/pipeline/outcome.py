@@ -21,8 +21,8 @@ from gateway.pipeline.routing import (
     priority_of,
     route,
 )
-from gateway.pipeline.verdicts import document_verdicts
-from signing import SignatureReport, aggregate
+from gateway.pipeline.verdicts import document_signatures, document_verdicts, e_document_for
+from signing import EDocumentCheck, SignatureReport, aggregate
 from store.results import DeliveryRow, DocumentRow, MessageResult, SignatureRow
 
 
@@ -67,6 +67,11 @@ def _label(d: DocPlan) -> str:
     return d.filename or f"part {d.part_path}"
 
 
+def e_document_of(d: DocPlan, signatures: list[SignatureReport]) -> EDocumentCheck | None:
+    """The Decree 30 check for a pipeline document: the same call `edocgw check` makes."""
+    return e_document_for(d.detected_type, d.facts, signatures)
+
+
 def build_outcome(
     env: Envelope,
     analysis: ContentAnalysis,
@@ -77,6 +82,8 @@ def build_outcome(
 ) -> Outcome:
     docs = analysis.docs
     verdict_of = document_verdicts(docs, reports)
+    signatures_of = document_signatures(docs, reports)
+    e_document = {d.index: e_document_of(d, signatures_of[d.index]) for d in docs}
     smime_verdict = aggregate(r.verdict for r in smime_reports) if smime_reports else None
 
     all_verdicts = [r.verdict for rs in reports.values() for r in rs]
@@ -96,6 +103,7 @@ def build_outcome(
             else verdict_of[d.index],
             secrecy=d.facts.secrecy,
             kind=d.facts.kind,
+            e_document_problems=e.problems if (e := e_document[d.index]) is not None else None,
         )
         for d in docs
     ]
@@ -132,6 +140,12 @@ def build_outcome(
                 "documents": {d.part_path: verdict_of[d.index] for d in docs},
                 "smime": smime_verdict,
                 "signatures": sum(len(v) for v in reports.values()) + len(smime_reports),
+                # Decree 30 e-document check, shown whatever the policy does with it
+                "e_documents": {
+                    d.part_path: {"conformant": e.conformant, "problems": list(e.problems)}
+                    for d in docs
+                    if (e := e_document[d.index]) is not None
+                },
             },
         ),
     ]
@@ -175,7 +189,9 @@ def build_outcome(
         state=final.state,
         verdict=message_verdict,
         urgency=urgency,
-        documents=[_document_row(d, verdict_of[d.index], reports) for d in docs],
+        documents=[
+            _document_row(d, verdict_of[d.index], reports, e_document[d.index]) for d in docs
+        ],
         message_signatures=[signature_row(r) for r in smime_reports],
         deliveries=deliveries,
         events=events,
@@ -226,7 +242,10 @@ def _doc_summary(d: DocPlan) -> dict[str, Any]:
 
 
 def _document_row(
-    d: DocPlan, verdict: str, reports: dict[int, list[SignatureReport]]
+    d: DocPlan,
+    verdict: str,
+    reports: dict[int, list[SignatureReport]],
+    e_document: EDocumentCheck | None = None,
 ) -> DocumentRow:
     f = d.facts
     return DocumentRow(
@@ -258,4 +277,5 @@ def _document_row(
         defects=list(d.defects),
         verdict=verdict,
         signatures=[signature_row(r) for r in reports.get(d.index, [])],
+        e_document=e_document.to_dict() if e_document is not None else None,
     )

@@ -32,10 +32,25 @@ class DocumentCheck:
     verdict: str  # effective verdict: its own signatures and any that cover it
     secrecy: str | None = None
     kind: str | None = None
+    # Decree 30 e-document check: its problems ((): conformant; None: not checked)
+    e_document_problems: tuple[str, ...] | None = None
 
     @property
     def is_document(self) -> bool:
-        return self.detected_type in DOCUMENT_TYPES or self.kind is not None
+        return is_document(self.detected_type, self.kind)
+
+
+def is_document(detected_type: str | None, kind: str | None) -> bool:
+    """A document in its own right (a file type documents come in, or one whose text or
+    name gives its kind), as opposed to a logo image."""
+    return detected_type in DOCUMENT_TYPES or kind is not None
+
+
+def e_document_applies(detected_type: str | None, kind: str | None) -> bool:
+    """Whether the Decree 30 e-document check is made: for documents, not for a signature
+    file (``.p7s``/``.p7m``, whose name often carries the document's notation); its
+    signatures count for the document it signs."""
+    return detected_type != "cms" and is_document(detected_type, kind)
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,10 @@ def decide(
         elif d.verdict == "unsigned" and d.is_document:
             actions.append(policy.unsigned)
             reasons.append(f"unsigned:{d.label}")
+        if d.e_document_problems and d.is_document:
+            # flagged whatever the action: the reason travels with forward too
+            actions.append(policy.non_conformant)
+            reasons.append(f"non_conformant:{'+'.join(d.e_document_problems)}:{d.label}")
     if message_verdict in BAD_VERDICTS and not any(r.startswith("signature:") for r in reasons):
         actions.append(policy.invalid_signature)
         reasons.append(f"signature:{message_verdict}:message")
@@ -95,6 +114,7 @@ _REASON_TEXT = {
     "secrecy": "văn bản có dấu chỉ mức độ mật ({0}): {1}",
     "signature": "chữ ký số không đạt ({0}): {1}",
     "unsigned": "văn bản chưa được ký số: {0}",
+    "non_conformant": "văn bản điện tử chưa đúng Nghị định 30/2020/NĐ-CP ({0}): {1}",
     "no_route": "không xác định được cơ quan nhận",
 }
 

@@ -255,6 +255,7 @@ class Pipeline:
             t.crls,
             t.revocation,
             VERIFY_TIMEOUT,
+            weak_algorithms=t.weak_algorithms,
         )
 
     async def stop(self) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from signing import SignatureReport, aggregate
+from gateway.pipeline.policy import e_document_applies
+from mailparse import DocumentFacts
+from signing import EDocumentCheck, SignatureReport, aggregate, check_e_document
 
 
 class Judged(Protocol):
@@ -35,3 +37,25 @@ def document_verdicts(
             verdicts = ["malformed"]
         out[d.index] = aggregate(verdicts)
     return out
+
+
+def document_signatures(
+    docs: Sequence[Judged], reports: Mapping[int, Sequence[SignatureReport]]
+) -> dict[int, list[SignatureReport]]:
+    """Each document's signatures: its own, then those of a detached or enveloping
+    signature that covers it."""
+    out: dict[int, list[SignatureReport]] = {d.index: list(reports.get(d.index, [])) for d in docs}
+    for d in docs:
+        for target in d.covers:
+            out.setdefault(target, []).extend(reports.get(d.index, []))
+    return out
+
+
+def e_document_for(
+    detected_type: str | None, facts: DocumentFacts, signatures: Sequence[SignatureReport]
+) -> EDocumentCheck | None:
+    """The Decree 30 e-document check of one document (None for an image, a signature file
+    …), from its signatures (`document_signatures`) and the signer and issuer read from it."""
+    if not e_document_applies(detected_type, facts.kind):
+        return None
+    return check_e_document(list(signatures), signer=facts.signer, issuer=facts.issuer)

@@ -89,10 +89,18 @@ async def seed(db: Database) -> Seeded:
         out.ids[name], out.raw[name] = m.id, raw
         return m.id
 
-    async def document(mid: int, filename: str, verdict: str, **facts: object) -> int:
+    async def document(
+        mid: int,
+        filename: str,
+        verdict: str,
+        *,
+        e_document: dict[str, object] | None = None,
+        **facts: object,
+    ) -> int:
         async with db.transaction() as s:
             d = Document(
                 message_id=mid,
+                e_document=e_document,
                 part_path="2",
                 filename=filename,
                 declared_type="application/pdf",
@@ -238,6 +246,12 @@ async def seed(db: Database) -> Seeded:
         issuer="UBND tỉnh Hòa Bình",
         recipients=["UBND tỉnh Tây Ninh"],
         agency_codes=[H53],
+        e_document={
+            "conformant": False,
+            "personal_signer": "Nguyễn Văn An",
+            "organisation_signer": None,
+            "problems": ["signature_not_valid", "no_organisation_signature"],
+        },
     )
     await signature(mid, doc, "invalid", "digest_mismatch", "Nguyễn Văn An")
     await delivery(

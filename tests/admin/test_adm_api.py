@@ -119,6 +119,12 @@ async def test_message_detail_raw_and_queue(
     assert doc["facts"]["kind"] == "Công văn" and doc["facts"]["agency_codes"] == [H53]
     assert doc["signatures"][0]["verdict"] == "invalid"
     assert doc["signatures"][0]["reason"] == "digest_mismatch"
+    assert doc["e_document"] == {
+        "conformant": False,
+        "personal_signer": "Nguyễn Văn An",
+        "organisation_signer": None,
+        "problems": ["signature_not_valid", "no_organisation_signature"],
+    }
     (dl,) = m["deliveries"]
     assert [e["kind"] for e in dl["events"]] == ["routed", "attempt", "attempt", "deferred"]
     assert dl["events"][1]["detail"]["reply_code"] == 421

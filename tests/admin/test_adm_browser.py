@@ -78,6 +78,10 @@ async def test_admin_in_a_real_browser(browser: Browser, running: Running, seede
     await expect(page.locator("table.facts")).to_contain_text("UBND tỉnh Tây Ninh")
     await expect(page.locator("table.sigs")).to_contain_text("invalid")
     await expect(page.locator("table.sigs")).to_contain_text("digest_mismatch")
+    e_document = page.locator("table.facts tr.e-document")
+    await expect(e_document).to_contain_text("not conformant")
+    await expect(e_document).to_contain_text("no_organisation_signature")
+    await expect(e_document).to_contain_text("Nguyễn Văn An")
     delivery = page.locator("article.delivery")
     await expect(delivery).to_contain_text("deferred")
     await expect(delivery.locator("ol.timeline li")).to_have_count(

@@ -182,6 +182,8 @@ async def test_show_and_queue(
         "123/UBND-VP",
         "pades: invalid Nguyễn Văn An",
         "digest_mismatch",
+        "E-document:   NOT conformant: signature_not_valid, no_organisation_signature"
+        " (person Nguyễn Văn An)",
         f"Delivery {seeded.deliveries['congvan-h53']} to vanthu@tayninh.gov.vn ({H53}): deferred, 2 attempt(s)",
         "last reply: 421 4.7.0 Try again later",
         "reply_code=421",
@@ -191,6 +193,7 @@ async def test_show_and_queue(
     detail = json.loads(out)
     assert detail["documents"][0]["facts"]["signer"] == "Phạm Minh Chính"
     assert detail["documents"][0]["facts"]["date"] == "2024-05-22"
+    assert detail["documents"][0]["e_document"] is None  # stored before the check: not made up
     assert [r["kind"] for r in detail["receipts"]] == ["receipt_sent"]
     code, _, err = await inproc(capsys, config_file, "show", "987654")
     assert code == 1 and err.strip() == "edocgw: no message 987654"

@@ -52,3 +52,12 @@ def test_declared_mismatch() -> None:
     assert not declared_mismatch("application/octet-stream", "pdf")
     assert not declared_mismatch("application/pdf", "pdf")
     assert not declared_mismatch("image/jpeg", "image")
+
+
+def test_pdf_with_a_damaged_header_is_still_a_pdf() -> None:
+    """Its signatures must be reported malformed, not skipped as an unknown file."""
+    body = pdf_bytes("qd-ubnd")
+    damaged = b"#G\xf3\xbf\xbf\xb3\x0b5\n" + body[body.index(b"\n") + 1 :]
+    assert detect_type(damaged, "qd.pdf") == "pdf"
+    assert detect_type(damaged, "qd.bin") != "pdf"  # the name is what breaks the tie
+    assert detect_type(b"1 0 obj is what I wrote\n", "notes.pdf") == "text"  # no %%EOF

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from store.db import CHANNEL_DELIVERIES, Database, asyncpg_dsn
 from store.models import Delivery, Document, Event, Message
 from store.results import DeliveryRow, DocumentRow, MessageResult, write_batch
 from tests.pipeline.pipe_support import events_of, make_mail, running, submit, wait_for
+from tests.support.pki import make_pdf
 
 RELAY = ["ai.do@example.org"]
 
@@ -103,7 +105,7 @@ async def test_a_message_the_database_refuses_does_not_fail_its_batch_mates(
                 d.size = 2**70
         return a
 
-    doc = [("12_TB-SNV.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")]
+    doc = [("12_TB-SNV.pdf", make_pdf("Thông báo 12/TB-SNV"), "application/pdf")]
     bad = await submit(db, make_mail("HUGE-SIZE", doc, body="HUGE-SIZE", to=RELAY[0]), RELAY)
     good = [await submit(db, make_mail(f"Thư {i}", doc, to=RELAY[0]), RELAY) for i in range(5)]
     async with running(pipe_settings, db, analyser=huge_size, batch_size=10, notice=False):
@@ -126,7 +128,10 @@ async def test_nul_characters_from_the_mail_are_stored_as_replacement_characters
         "--XX\r\nContent-Type: text/plain\r\n\r\nKính gửi\r\n--XX\r\n"
         "Content-Type: application/pdf\r\n"
         "Content-Disposition: attachment; filename*=utf-8''bad%00name.pdf\r\n"
-        "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJSVFT0YK\r\n--XX--\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+        # a readable unsigned PDF (one that says %PDF- but cannot be read is malformed, held)
+        + base64.encodebytes(make_pdf("Công văn")).decode().replace("\n", "\r\n")
+        + "\r\n--XX--\r\n"
     ).encode()
     mid = await submit(db, raw, RELAY)
     async with running(pipe_settings, db):

@@ -57,9 +57,21 @@ def test_enveloping_p7m_tampered(pki: Pki, trust: TrustStore):
 
 
 def test_cms_sha1_is_weak(pki: Pki, trust: TrustStore):
+    """Intact but SHA-1: ETSI INDETERMINATE (CRYPTO_CONSTRAINTS_FAILURE_NO_POE) by default,
+    invalid when the operator says so; a changed file stays invalid either way."""
     p7s = sign_cms(CONTENT, pki.signer("person"), md="sha1")
     rep = only(verify_document(p7s, "cms", None, trust, detached_content=CONTENT))
+    assert (rep.verdict, rep.reason, rep.etsi) == (
+        "indeterminate",
+        "weak_algorithm",
+        "INDETERMINATE",
+    )
+    strict = TrustStore.load(pki.anchors, pki.crls, weak_algorithms="invalid")
+    rep = only(verify_document(p7s, "cms", None, strict, detached_content=CONTENT))
     assert (rep.verdict, rep.reason) == ("invalid", "weak_algorithm")
+    changed = CONTENT.replace(b"30", b"31", 1)
+    rep = only(verify_document(p7s, "cms", None, trust, detached_content=changed))
+    assert (rep.verdict, rep.reason) == ("invalid", "digest_mismatch")
 
 
 def test_cms_revoked_signer(pki: Pki, trust: TrustStore):

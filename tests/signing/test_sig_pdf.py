@@ -150,7 +150,15 @@ def test_stale_crl_is_indeterminate(pki: Pki, person_pdf: bytes):
 def test_sha1_digest_is_weak_algorithm(pki: Pki, trust: TrustStore, unsigned_pdf: bytes):
     signed = sign_pdf(unsigned_pdf, pki.signer("person"), md_algorithm="sha1")
     rep = only(verify_document(signed, "pdf", None, trust))
+    assert (rep.verdict, rep.reason) == ("indeterminate", "weak_algorithm")
+    assert "intact" in rep.detail
+    strict = TrustStore.load(pki.anchors, pki.crls, weak_algorithms="invalid")
+    rep = only(verify_document(signed, "pdf", None, strict))
     assert (rep.verdict, rep.reason) == ("invalid", "weak_algorithm")
+    at = signed.index(b"CONG VAN")
+    tampered = signed[:at] + b"KONG" + signed[at + 4 :]
+    rep = only(verify_document(tampered, "pdf", None, trust))
+    assert (rep.verdict, rep.reason) == ("invalid", "digest_mismatch")
 
 
 def test_truncated_signature_is_malformed(trust: TrustStore, person_pdf: bytes):
@@ -176,7 +184,10 @@ def test_unsigned_pdf_has_no_reports(trust: TrustStore, unsigned_pdf: bytes):
 
 
 def test_not_a_pdf_at_all(trust: TrustStore):
-    assert verify_document(b"%PDF-1.7\n garbage", "pdf", None, trust) == []
+    """A file that says %PDF- but cannot be read is malformed, never unsigned (a reader of
+    "unsigned" assumes the file was read)."""
+    rep = only(verify_document(b"%PDF-1.7\n garbage", "pdf", None, trust))
+    assert (rep.verdict, rep.reason) == ("malformed", "unreadable_pdf")
     rep = only(
         verify_document(b"%PDF-1.7\n/ByteRange [0 1 2 3] /Contents <00>", "pdf", None, trust)
     )
@@ -222,3 +233,69 @@ def test_to_dict_has_the_check_json_keys(trust: TrustStore, person_pdf: bytes):
         "detail",
     ]
     assert datetime.fromisoformat(data["signing_time"]).tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda br: b"[" + b"x" * (len(br) - 2) + b"]",  # not numbers
+        lambda br: b"[0 1 2]" + b" " * (len(br) - 7),  # three numbers, not four
+        lambda br: b"(" + b"0" * (len(br) - 2) + b")",  # a string, not an array
+    ],
+)
+def test_broken_byte_range_is_a_malformed_signature(trust: TrustStore, person_pdf: bytes, breakage):
+    """A /Sig field whose /ByteRange cannot be read is a broken signature, not none."""
+    m = re.search(rb"/ByteRange\s*(\[[^\]]*\])", person_pdf)
+    assert m is not None
+    broken = person_pdf[: m.start(1)] + breakage(m.group(1)) + person_pdf[m.end(1) :]
+    assert len(broken) == len(person_pdf)
+    reports = verify_document(broken, "pdf", "cv.pdf", trust)
+    assert aggregate(x.verdict for x in reports) == "malformed", reports
+    assert all("\n" not in x.detail for x in reports)
+
+
+def test_signature_dictionary_without_a_field_is_malformed(trust: TrustStore, person_pdf: bytes):
+    """The signature dictionary is there but no form field points at it any more."""
+    broken = person_pdf.replace(b"/FT /Sig", b"/FT /Xx", 1).replace(b"/FT/Sig", b"/FT/Xx", 1)
+    assert broken != person_pdf
+    reports = verify_document(broken, "pdf", "cv.pdf", trust)
+    assert [(x.verdict, x.reason) for x in reports] == [("malformed", "malformed")]
+
+
+@pytest.mark.parametrize(
+    ("message", "failure"),
+    [
+        # pyHanko's wording for changes its diff policy cannot explain (from real files)
+        ("VRI key /9D87BB56C198E3C8959AC87D31D440066CBD2EBE was modified or deleted.", None),
+        ("Values for dict key /StructTreeRoot differ:{'/Type': '/StructTreeRoot'} changed", None),
+        (
+            "There are unexplained xrefs in revision 3: Reference(idnum=10, generation=0).\n"
+            "Some objects from revision 2 were replaced in revision 3 without precise "
+            "justification:\n - Reference(idnum=10, generation=0) is also used in "
+            "AbsoluteContext(path=PathInRevision('.Root.StructTreeRoot')) in the prior revision.",
+            None,
+        ),
+        (
+            "There are unexplained xrefs in revision 2: Reference(idnum=72, generation=0).\n"
+            " - Reference(idnum=3, generation=0) is also used in "
+            "AbsoluteContext(path=PathInRevision('.Root.Pages')) in the prior revision.",
+            "modified_after_signing",
+        ),
+        (
+            "Values for dict key /Resources differ:IndirectObject(35, 0) changed",
+            "modified_after_signing",
+        ),
+        ("Dict keys differ: {'/Pages', '/Names'} vs. {'/Pages'}.", "modified_after_signing"),
+        (
+            "Update of Reference(idnum=44, generation=0) is only allowed after an approval "
+            "signature, not a certification signature.",
+            "unexplained_changes",
+        ),
+    ],
+)
+def test_unexplained_changes_are_judged_by_what_they_touch(message: str, failure):
+    from signing.pdf import _unexplained
+
+    got, note = _unexplained(message)
+    assert got == failure
+    assert "\n" not in note

@@ -38,7 +38,15 @@ SIGNER_KINDS = {
     "no_nonrepudiation": "digitalSignature only",
     "stranger": "issued by an unknown root (not a trust anchor)",
     "tsa": "time-stamping authority (EKU timeStamping, critical)",
+    # Decree 30 e-document roles, named as in the qd-ubnd / qd-snv corpus documents
+    "chairman": "ECDSA P-256, personal: CCCD UID, Phạm Văn Hùng (signer of qd-ubnd)",
+    "seal_rsa": "RSA 2048, organisation: MST UID, CN ỦY BAN NHÂN DÂN TỈNH TÂY NINH",
+    "named_person": "RSA 2048, personal by given name + surname (no UID), Phạm Văn Hùng",
+    "seal_by_name": "ECDSA P-256, organisation by its CN alone (no UID): Sở Nội vụ tỉnh Tây Ninh",
+    "other_seal": "RSA 2048, organisation: MNS UID, UBND huyện Gò Dầu (not qd-ubnd's issuer)",
 }
+#: Signers whose key is ECDSA P-256 (the rest are RSA 2048).
+ECDSA_SIGNERS = frozenset({"agency", "chairman", "seal_by_name"})
 
 
 @dataclass(frozen=True)
@@ -99,11 +107,21 @@ def _key_pem(key) -> bytes:
     )
 
 
-def _name(cn: str, o: str | None = None, uid: str | None = None) -> x509.Name:
+def _name(
+    cn: str,
+    o: str | None = None,
+    uid: str | None = None,
+    *,
+    given_name: str | None = None,
+    surname: str | None = None,
+) -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "VN")]
     if o:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o))
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    if given_name and surname:
+        attrs.append(x509.NameAttribute(NameOID.GIVEN_NAME, given_name))
+        attrs.append(x509.NameAttribute(NameOID.SURNAME, surname))
     if uid:
         attrs.append(x509.NameAttribute(NameOID.USER_ID, uid))
     return x509.Name(attrs)
@@ -247,13 +265,21 @@ def make_pki(directory: str | Path) -> Pki:
         ),
         "stranger": (_name("Kẻ Lạ", "Không rõ"), {}),
         "tsa": (_name("TSA Kiểm thử edocgw", "Ban Cơ yếu Chính phủ (thử nghiệm)"), {"tsa": True}),
+        "chairman": (_name("Phạm Văn Hùng", o, "CCCD:072088001122"), {}),
+        "seal_rsa": (_name("ỦY BAN NHÂN DÂN TỈNH TÂY NINH", o, "MST:3900123457"), {}),
+        "named_person": (
+            _name("Phạm Văn Hùng", o, given_name="Hùng", surname="Phạm Văn"),
+            {},
+        ),
+        "seal_by_name": (_name("Sở Nội vụ tỉnh Tây Ninh", o), {}),
+        "other_seal": (_name("UBND huyện Gò Dầu", "UBND huyện Gò Dầu", "MNS:1234567"), {}),
     }
     signers: dict[str, Signer] = {}
     serials: dict[str, int] = {}
     for i, (label, (subject, opts)) in enumerate(specs.items()):
         serial = 0x1000 + i
         serials[label] = serial
-        key = _key("agency" if label == "agency" else "signer")
+        key = _key("agency" if label in ECDSA_SIGNERS else "signer")
         issuer, issuer_key = (
             (stranger_root, stranger_key) if label == "stranger" else (inter, inter_key)
         )
@@ -582,3 +608,48 @@ def make_edxml(subject: str = "V/v kiểm thử chữ ký số") -> bytes:
         "</edXML:MessageHeader></edXML:edXMLHeader></edXML:edXMLEnvelope>"
         "</edXML:edXML>"
     ).encode()
+
+
+# A QcStatements value asn1crypto (with pyHanko's QcStatement spec) refuses: the ETSI
+# QcCompliance statement (0.4.0.1862.1.1) takes no info, and this one carries a NULL, as
+# some real qualified certificates do (the kind in DSS's Signature-P-BG_BOR-1.pdf).
+BROKEN_QC_STATEMENTS = bytes.fromhex("300c300a06060400 8e4601010500".replace(" ", ""))
+
+
+def odd_signer(pki: Pki, *, critical: bool = False) -> Signer:
+    """A personal signer under *pki*'s intermediate whose certificate carries a QcStatements
+    extension asn1crypto's strict parser refuses (non-critical unless *critical*)."""
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    key = _key("signer")
+    inter_key = _key("intermediate")
+    label = "odd_critical" if critical else "odd"
+    subject = _name("Đỗ Thị Lạ", "UBND tỉnh Tây Ninh", "CCCD:072099004444")
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(pki.intermediate_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(0x2000 + int(critical))
+        .not_valid_before(now - dt.timedelta(days=30))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(inter_key.public_key()), False
+        )
+        .add_extension(
+            x509.UnrecognizedExtension(
+                x509.ObjectIdentifier("1.3.6.1.5.5.7.1.3"), BROKEN_QC_STATEMENTS
+            ),
+            critical=critical,
+        )
+    )
+    cert = builder.sign(inter_key, hashes.SHA256())
+    d = pki.directory
+    return Signer(
+        name=label,
+        cert=cert,
+        key=key,
+        cert_path=_write(d / f"{label}.pem", _pem(cert)),
+        key_path=_write(d / f"{label}.key", _key_pem(key)),
+        chain_path=_write(d / f"{label}-chain.pem", _pem(pki.intermediate_cert)),
+    )
