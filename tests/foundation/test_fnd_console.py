@@ -99,3 +99,13 @@ def test_serve_logs_readable_lines_on_a_terminal(open_tmp: Path) -> None:
     lines = [x for x in text.splitlines() if x.strip()]
     assert not any(x.lstrip().startswith("{") for x in lines), lines[:5]
     assert any(" INFO " in x and "edocgw ready" in x for x in lines)
+
+
+def test_the_command_line_does_not_import_prometheus_client() -> None:
+    """`serve` must set up prometheus-client's multiprocess mode before its first import;
+    if loading the command line imported it, worker processes' metrics would be lost."""
+    import sys
+
+    code = "import sys, gateway.cli.main; print('prometheus_client' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
