@@ -85,7 +85,7 @@ async def _row(db: Database, mid: int) -> Message:
 
 async def _until(cond, within: float = 20.0) -> None:  # type: ignore[no-untyped-def]
     async with asyncio.timeout(within):
-        while not await cond():
+        while not await cond():  # noqa: ASYNC110 - the state changes in the database
             await asyncio.sleep(0.05)
 
 
