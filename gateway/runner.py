@@ -102,13 +102,18 @@ class Runner(Generic[W]):
         """After a batch: claim again at once (True) or wait first (False)."""
         return True
 
-    def failed(self, worker: str, error: BaseException, wait: float) -> None:
-        """Called after each error, before the backoff (logging; status for the admin)."""
+    async def failed(self, worker: str, error: BaseException, wait: float) -> None:
+        """Called after each error, before the backoff (logging, status, dropping a broken
+        connection)."""
         log.warning(
             f"{self.name}: {type(error).__name__}: {error}; retrying in {wait:.1f}s",
             exc_info=error,
             extra={"worker": worker, "error": repr(error)},
         )
+
+    def healthy(self) -> bool:
+        """After a successful claim: may the backoff start again from `backoff_initial`?"""
+        return True
 
     def key(self, item: W) -> Hashable:
         return getattr(item, "id", item)
@@ -203,11 +208,6 @@ class Runner(Generic[W]):
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def _backoff(self, current: float) -> tuple[float, float]:
-        """(this wait, the next one)."""
-        wait = current * random.uniform(1 - self.jitter, 1 + self.jitter)
-        return wait, min(current * 2, self.backoff_max)
-
     async def _loop(self, worker: str) -> None:
         delay = self.backoff_initial
         while not self.stopping:
@@ -216,30 +216,37 @@ class Runner(Generic[W]):
                 if self.stopping:
                     break
                 batch = await self.claim(worker)
-            except Exception as e:  # the database or the server away: wait, never die
+                if self.healthy():
+                    delay = self.backoff_initial
+                if not batch:
+                    await self.idle(worker)
+                    continue
+            except Exception as e:  # the database or a server away: wait, never die
                 if self.stopping:
                     break
-                wait, delay = self._backoff(delay)
-                self.failed(worker, e, wait)
-                await self.sleep(wait)
-                continue
-            delay = self.backoff_initial
-            if not batch:
-                await self.idle(worker)
+                delay = await self._back_off(worker, e, delay)
                 continue
             self._held.setdefault(worker, {}).update((self.key(i), i) for i in batch)
             try:
                 await self.handle(worker, batch)
+                if not self.stopping and not self.more_waiting(batch):
+                    await self.idle(worker)
             except Exception as e:  # a bug must not end the worker: the claims expire
                 if not self.stopping:
-                    wait, delay = self._backoff(delay)
-                    self.failed(worker, e, wait)
-                    await self.sleep(wait)
+                    delay = await self._back_off(worker, e, delay)
             finally:
                 if self.done_after_handle and not self.stopping:  # else release() does
                     self._held.pop(worker, None)
-            if not self.stopping and not self.more_waiting(batch):
-                await self.idle(worker)
+
+    async def _back_off(self, worker: str, error: BaseException, delay: float) -> float:
+        """Report *error*, sleep the current backoff; returns the next one."""
+        wait = delay * random.uniform(1 - self.jitter, 1 + self.jitter)
+        try:
+            await self.failed(worker, error, wait)
+        except Exception:
+            log.exception(f"{self.name}: reporting an error failed")
+        await self.sleep(wait)
+        return min(delay * 2, self.backoff_max)
 
     async def _renew_loop(self) -> None:
         assert self.renew_every is not None

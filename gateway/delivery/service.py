@@ -95,7 +95,7 @@ class DeliveryService(Runner[ClaimedDelivery]):
     def more_waiting(self, batch: Sequence[ClaimedDelivery]) -> bool:
         return len(batch) == self._asked  # a full claim: there may be more due at once
 
-    def failed(self, worker: str, error: BaseException, wait: float) -> None:
+    async def failed(self, worker: str, error: BaseException, wait: float) -> None:
         log.warning(f"claiming deliveries failed; will retry: {error}")
 
     async def renew(self, worker: str, held: Sequence[ClaimedDelivery]) -> None:

@@ -33,5 +33,5 @@ class RetentionSweeper(Runner[None]):
             log.info(f"removed {n} events older than the retention period")
         return ()
 
-    def failed(self, worker: str, error: BaseException, wait: float) -> None:
+    async def failed(self, worker: str, error: BaseException, wait: float) -> None:
         log.warning("trimming the event log failed; will retry", extra={"error": str(error)})

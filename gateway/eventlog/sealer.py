@@ -37,7 +37,7 @@ class EventSealer(Runner[None]):
         await self.seal_now()
         return ()
 
-    def failed(self, worker: str, error: BaseException, wait: float) -> None:
+    async def failed(self, worker: str, error: BaseException, wait: float) -> None:
         log.warning("sealing the event log failed; will retry", extra={"error": str(error)})
 
     async def teardown(self) -> None:

@@ -171,7 +171,7 @@ class Flaky(Marker):
             raise ConnectionError("database away")
         return await super().claim(worker)
 
-    def failed(self, worker: str, error: BaseException, wait: float) -> None:
+    async def failed(self, worker: str, error: BaseException, wait: float) -> None:
         self.waits.append(wait)
 
 
