@@ -229,14 +229,18 @@ class Runner(Generic[W]):
             self._held.setdefault(worker, {}).update((self.key(i), i) for i in batch)
             try:
                 await self.handle(worker, batch)
-                if not self.stopping and not self.more_waiting(batch):
-                    await self.idle(worker)
             except Exception as e:  # a bug must not end the worker: the claims expire
                 if not self.stopping:
                     delay = await self._back_off(worker, e, delay)
+                continue
             finally:
                 if self.done_after_handle and not self.stopping:  # else release() does
                     self._held.pop(worker, None)
+            if not self.stopping and not self.more_waiting(batch):
+                try:
+                    await self.idle(worker)
+                except Exception as e:
+                    delay = await self._back_off(worker, e, delay)
 
     async def _back_off(self, worker: str, error: BaseException, delay: float) -> float:
         """Report *error*, sleep the current backoff; returns the next one."""
