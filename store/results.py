@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import case, func, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from store import deliveries, events, signatures
 from store.claims import claim_rows
@@ -120,44 +120,6 @@ async def claim_received(
 async def read_raw(session: AsyncSession, message_id: int) -> bytes:
     """The raw bytes of one message (those too big to come with the claim)."""
     return (await session.execute(select(Message.raw).where(Message.id == message_id))).scalar_one()
-
-
-async def lock_claimed(session: AsyncSession, message_id: int, worker: str) -> Message | None:
-    """The message row, locked, if it is still `received` and claimed by *worker*.
-
-    A claim that expired and was taken by another worker returns None: that worker's results
-    win and ours are dropped, so a message is never processed into two sets of rows.
-    """
-    return (
-        await session.execute(
-            select(Message)
-            .where(
-                Message.id == message_id,
-                Message.state == "received",
-                Message.claimed_by == worker,
-            )
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
-
-
-async def write_results(session: AsyncSession, message: Message, r: MessageResult) -> list[int]:
-    """Store *r* for the locked *message* (claimed by its `claimed_by`); returns the ids of
-    deliveries created now."""
-    worker = message.claimed_by or ""
-    created = (await write_batch(session, worker, [r])).get(message.id, [])
-    now = dt.datetime.now(dt.UTC)
-    for attr, value in (
-        ("state", r.state),
-        ("verdict", r.verdict),
-        ("urgency", r.urgency),
-        ("error", r.error),
-        ("claimed_by", None),
-        ("claimed_until", None),
-        ("updated_at", now),
-    ):
-        set_committed_value(message, attr, value)
-    return created
 
 
 async def write_batch(
@@ -412,16 +374,12 @@ FROM (
 )
 
 
-async def begin_attempt(session: AsyncSession, message_id: int) -> int:
-    """Count one more processing attempt (committed before the work starts); returns it."""
-    return (
-        await session.execute(
-            update(Message)
-            .where(Message.id == message_id)
-            .values(attempts=Message.attempts + 1)
-            .returning(Message.attempts)
-        )
-    ).scalar_one()
+def error_line(e: BaseException) -> str:
+    """An exception as stored in a message's error: one line, never the SQL of a failed
+    write (a database error shows the driver's message only)."""
+    if isinstance(e, DBAPIError):
+        return f"{type(e).__name__}: {e.orig}"
+    return f"{type(e).__name__}: {e}"
 
 
 async def record_failure(

@@ -1,10 +1,11 @@
-"""The delivery component of `edocgw serve`: claims due deliveries and sends them.
+"""The delivery stage of `edocgw serve`: claims due deliveries and sends them.
 
-One dispatcher claims as many due rows as it has free slots (`[delivery] workers`), most
-urgent first, and runs each as a task; it sleeps until a NOTIFY on `edocgw_deliveries`, the
-next retry falls due, or the slow poll. A per-destination semaphore caps parallel connections
-to one next hop within the process. Claims are renewed while a send is in progress and, on
-stop, whatever was not finished is released so another process picks it up at once.
+It runs on gateway.runner.Runner with one dispatcher: it claims as many due rows as it has
+free slots (`[delivery] workers`), most urgent first, and runs each as a task; it waits for
+a NOTIFY on `edocgw_deliveries`, the next retry falling due, or the slow poll. A
+per-destination semaphore caps parallel connections to one next hop within the process.
+Claims are renewed while a send is in progress and, on stop, whatever was not finished is
+released so another process picks it up at once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Sequence
 
 from config import Settings
 from gateway.delivery.connections import Connections
@@ -23,7 +25,7 @@ from gateway.delivery.outcome import apply_delivered, apply_outcome
 from gateway.delivery.route import MxResolver, RouteInput, resolve, split_hostport
 from gateway.delivery.smtp import Result, Timeouts, TlsContexts
 from gateway.delivery.trace import line_ending, trace_headers
-from gateway.waker import Waker
+from gateway.runner import Runner
 from store import deliveries as repo
 from store.db import CHANNEL_DELIVERIES, Database, asyncpg_dsn
 from store.deliveries import ClaimedDelivery, LostClaim
@@ -34,77 +36,79 @@ RECORD_BATCH = 200  # accepted deliveries written per transaction
 STOP_GRACE = 10.0  # seconds in-flight sends may take to finish on stop (serve allows 20)
 
 
-class DeliveryService:
+class DeliveryService(Runner[ClaimedDelivery]):
     name = "delivery"
+    channel = CHANNEL_DELIVERIES
+    stop_grace = STOP_GRACE
+    backoff_initial = 1.0
+    backoff_max = 10.0
+    done_after_handle = False  # each claimed row is sent by a task of its own
 
     def __init__(self, settings: Settings, db: Database, *, worker_id: str | None = None) -> None:
+        super().__init__()
         self.settings = settings
         self.db = db
-        self.worker = worker_id or (
+        self.dsn = asyncpg_dsn(db.url)
+        self.worker = self.worker_id = worker_id or (
             f"{socket.gethostname()}:{os.getpid()}:delivery:{secrets.token_hex(3)}"
         )
         s = settings.delivery
         self.slots = s.workers
         self.lease = settings.gateway.claim_timeout
+        self.renew_every = max(self.lease.total_seconds() / 3, 0.2)
+        self.poll_interval = s.poll_interval.total_seconds()
         self.timeouts = Timeouts(
             s.connect_timeout.total_seconds(), s.command_timeout.total_seconds()
         )
         self.contexts: TlsContexts | None = None
         self.connections = Connections(max_idle=s.concurrency_per_destination)
         self.mx = MxResolver([split_hostport(x, 53) for x in s.dns_servers])
-        self.waker = Waker(asyncpg_dsn(db.url), [CHANNEL_DELIVERIES])
-        self._claimed: set[int] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._sending: set[asyncio.Task[None]] = set()
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._slot_freed = asyncio.Event()
+        self._asked = 0  # how many rows the last claim asked for
         self._accepted: list[tuple[ClaimedDelivery, Result, asyncio.Future[bool]]] = []
         self._recorder: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._loop_task: asyncio.Task[None] | None = None
-        self._renew_task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def setup(self) -> None:
         self.contexts = await asyncio.to_thread(TlsContexts, self.settings.delivery.tls_ca_file)
-        await self.waker.start()
-        self._loop_task = asyncio.create_task(self._run(), name="delivery-dispatch")
-        self._renew_task = asyncio.create_task(self._renew(), name="delivery-lease")
 
-    # -- dispatching --------------------------------------------------------------------------
+    # -- dispatching (the runner's hooks) -----------------------------------------------------
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            free = self.slots - len(self._tasks)
-            if free <= 0:
-                await self._slot_freed.wait()
-                self._slot_freed.clear()
-                continue
-            try:
-                async with self.db.transaction() as s:
-                    batch = await repo.claim_due(
-                        s, worker=self.worker, lease=self.lease, limit=free
-                    )
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.warning(f"claiming deliveries failed; will retry: {e}")
-                await asyncio.sleep(1.0)
-                continue
-            for d in batch:
-                self._claimed.add(d.id)
-                task = asyncio.create_task(self._deliver(d), name=f"delivery-{d.id}")
-                self._tasks.add(task)
-                task.add_done_callback(self._done)
-            if len(batch) == free:
-                continue
-            await self.waker.wait(CHANNEL_DELIVERIES, await self._idle_timeout())
+    async def ready(self, worker: str) -> None:
+        """Until a slot is free (or stop)."""
+        while self.slots - len(self._sending) <= 0 and not self.stopping:
+            await self.until_stopped(self._slot_freed.wait())
+            self._slot_freed.clear()
+
+    async def claim(self, worker: str) -> Sequence[ClaimedDelivery]:
+        self._asked = self.slots - len(self._sending)
+        async with self.db.transaction() as s:
+            return await repo.claim_due(s, worker=self.worker, lease=self.lease, limit=self._asked)
+
+    async def handle(self, worker: str, batch: Sequence[ClaimedDelivery]) -> None:
+        for d in batch:
+            task = asyncio.create_task(self._deliver(d), name=f"delivery-{d.id}")
+            self._sending.add(task)
+            task.add_done_callback(self._done)
+
+    def more_waiting(self, batch: Sequence[ClaimedDelivery]) -> bool:
+        return len(batch) == self._asked  # a full claim: there may be more due at once
+
+    async def failed(self, worker: str, error: BaseException, wait: float) -> None:
+        log.warning(f"claiming deliveries failed; will retry: {error}")
+
+    async def renew(self, worker: str, held: Sequence[ClaimedDelivery]) -> None:
+        async with self.db.transaction() as s:
+            await repo.renew_claims(s, [d.id for d in held], self.worker, self.lease)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._sending.discard(task)
         self._slot_freed.set()
-        self.waker.poke(CHANNEL_DELIVERIES)  # a deferral may fall due before the next poll
+        self.poke()  # a deferral may fall due before the next poll
 
-    async def _idle_timeout(self) -> float:
-        poll = self.settings.delivery.poll_interval.total_seconds()
+    async def idle_timeout(self) -> float:
+        poll = self.poll_interval
         try:
             async with self.db.transaction() as s:
                 due = await repo.next_due_at(s)
@@ -116,20 +120,6 @@ class DeliveryService:
             return poll
         wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
         return min(max(wait, 0.05), poll)
-
-    async def _renew(self) -> None:
-        interval = max(self.lease.total_seconds() / 3, 0.2)
-        while True:
-            await asyncio.sleep(interval)
-            if not self._claimed:
-                continue
-            try:
-                async with self.db.transaction() as s:
-                    await repo.renew_claims(s, list(self._claimed), self.worker, self.lease)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.warning("renewing delivery claims failed", extra={"error": str(e)})
 
     def _limit(self, destination: str) -> asyncio.Semaphore:
         sem = self._limits.get(destination)
@@ -145,7 +135,7 @@ class DeliveryService:
         self.connections.want(d.destination)
         try:
             async with self._limit(d.destination):
-                if self._stopping:
+                if self.stopping:
                     return  # released by stop()
                 try:
                     result = await self._attempt(d)
@@ -159,17 +149,18 @@ class DeliveryService:
             else:
                 async with self.db.transaction() as s:
                     state = (await apply_outcome(s, self.settings, d, result, self.worker)).state
-            self._claimed.discard(d.id)
+            self.finished(self.worker, d)
             log.info(
                 f"delivery {d.id} to {d.recipient}: {state}",
                 extra={"delivery": d.id, "message_id": d.message_id, "reply": result.reply},
             )
         except LostClaim as e:
-            self._claimed.discard(d.id)
+            self.finished(self.worker, d)
             log.warning(str(e), extra={"delivery": d.id})
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the database failed: the lease expires and it is retried
+            self.finished(self.worker, d)  # (so it is no longer renewed)
             log.warning(
                 "recording a delivery outcome failed", extra={"delivery": d.id, "error": str(e)}
             )
@@ -267,17 +258,12 @@ class DeliveryService:
             if not fut.done():
                 fut.set_result(d.id in done)
 
-    # -- stopping -----------------------------------------------------------------------------
+    # -- stopping (the runner's hooks) ------------------------------------------------------
 
-    async def stop(self) -> None:
-        self._stopping = True
-        for t in (self._loop_task, self._renew_task):
-            if t is not None:
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=STOP_GRACE)
+    async def settle(self) -> None:
+        """In-flight sends may finish (STOP_GRACE); their results are recorded."""
+        if self._sending:
+            _, pending = await asyncio.wait(set(self._sending), timeout=STOP_GRACE)
             for t in pending:
                 t.cancel()
             if pending:
@@ -286,6 +272,8 @@ class DeliveryService:
             await asyncio.wait({self._recorder}, timeout=5)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.connections.close(self.timeouts), 10)
+
+    async def teardown(self) -> None:
         try:  # every row this worker holds, also one whose claim the stop cut short
             async with self.db.transaction() as s:
                 released = await repo.release_claims(s, None, self.worker)
@@ -293,8 +281,6 @@ class DeliveryService:
                 log.info(f"released {released} unsent deliveries")
         except Exception as e:
             log.warning("releasing delivery claims failed", extra={"error": str(e)})
-        self._claimed.clear()
-        await self.waker.stop()
 
 
 def _fail(fut: asyncio.Future[bool], error: BaseException) -> None:

@@ -5,23 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
+from gateway.runner import Runner
 from store.db import Database
 from store.events import seal_events
 
 log = logging.getLogger("edocgw.sealer")
 
 
-class EventSealer:
+class EventSealer(Runner[None]):
     name = "event-sealer"
 
     def __init__(self, db: Database, interval: float = 1.0) -> None:
+        super().__init__()
         self.db = db
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
+        self.poll_interval = interval
+        self.backoff_initial = interval
+        self.backoff_max = max(interval, 30.0)
 
     async def seal_now(self) -> int:
         total = 0
@@ -32,20 +33,13 @@ class EventSealer:
             if n == 0:
                 return total
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.seal_now()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.warning("sealing the event log failed; will retry", extra={"error": str(e)})
-            await asyncio.sleep(self.interval)
+    async def claim(self, worker: str) -> Sequence[None]:
+        await self.seal_now()
+        return ()
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def failed(self, worker: str, error: BaseException, wait: float) -> None:
+        log.warning("sealing the event log failed; will retry", extra={"error": str(error)})
+
+    async def teardown(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.seal_now(), 10)

@@ -1,12 +1,15 @@
-"""One `[[imap]]` account: connect, sync, wait (IDLE or poll), and start again on any failure.
+"""One `[[imap]]` account on the runner base class: connect, sync, wait (IDLE or poll), and
+start again on any failure.
 
-A sync fetches every UID above the committed watermark, commits each message, and only then
-applies `after` (flag, move, delete). After each (re)connect it also looks for messages at or
-below the watermark that are still waiting for their `after` (the connection dropped between
-the commit and the action): they go through the same path, are recognised as already stored
-by their sha256, and get their action. Every failure (login refused, server gone, database
-down) ends the session: the connection is dropped and retried with capped, jittered backoff,
-without touching any other account.
+A claim is a sync step: (re)connect if needed, then the UIDs above the committed watermark;
+handling them fetches and commits each message, and only then applies `after` (flag, move,
+delete). A claim that finds nothing ends the sync, and the runner waits in IDLE (or the
+poll). After each (re)connect the first claim also looks for messages at or below the
+watermark that are still waiting for their `after` (the connection dropped between the
+commit and the action): they go through the same path, are recognised as already stored by
+their sha256, and get their action. Every failure (login refused, server gone, database
+down) drops the connection and is retried with capped, jittered backoff, without touching
+any other account.
 """
 
 from __future__ import annotations
@@ -14,23 +17,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from config.settings import ImapAccount
 from gateway import metrics
-from gateway.imap import state
 from gateway.imap.client import KEYWORD, ImapConnection, ImapError, Mailbox, describe
 from gateway.imap.envelope import envelope_of
+from gateway.runner import Runner
+from store import imap_state as state
 from store.db import Database
 
 log = logging.getLogger("edocgw.imap")
 
 IDLE_RENEW = 29 * 60.0  # servers may drop an IDLE after 30 minutes (RFC 2177)
+STOP_GRACE = 5.0  # time for LOGOUT before the task is cancelled
 
 
 @dataclass
@@ -51,7 +54,18 @@ class AccountStatus:
     last_sync: float | None = None
 
 
-class AccountFetcher:
+@dataclass(frozen=True)
+class Uid:
+    """One message to fetch: its UID and its size as the server gave it."""
+
+    id: int
+    size: int
+
+
+class AccountFetcher(Runner[Uid]):
+    stop_grace = STOP_GRACE
+    jitter = 0.2
+
     def __init__(
         self,
         account: ImapAccount,
@@ -62,6 +76,8 @@ class AccountFetcher:
         backoff_initial: float = 1.0,
         backoff_max: float = 300.0,
     ) -> None:
+        super().__init__()
+        self.name = self.worker_id = f"imap:{account.name}"
         self.account = account
         self.db = db
         self.max_message_size = max_message_size
@@ -69,46 +85,126 @@ class AccountFetcher:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.status = AccountStatus()
-        self.stop_event = asyncio.Event()
         self.timeout = account.command_timeout.total_seconds()
         self._synced = asyncio.Condition()
+        self._conn: ImapConnection | None = None
+        self._box: Mailbox | None = None
+        self._use_idle = False
+        self._recover = False  # look below the watermark in the next claim
+        self._first = False  # the session's first sync is not over yet
+        self._tried: set[int] = set()  # a UID the server lists but will not serve: once a sync
 
-    # -- the loop ------------------------------------------------------------------------------
-    async def run(self) -> None:
-        delay = self.backoff_initial
-        while not self.stop_event.is_set():
-            try:
-                await self._session()
-            except Exception as e:
-                if self.stop_event.is_set():
-                    break
-                expected = isinstance(e, ImapError | OSError | state.StateChanged | TimeoutError)
-                reason = describe(e)
-                if isinstance(e, SQLAlchemyError):
-                    reason, expected = f"database: {reason}", True
-                self.status.last_error = reason
-                self.status.failures += 1
-                self.status.errors += 1
-                self.status.connected = False
-                self.status.state = "backoff"
-                if self.status.failures == 1:
-                    delay = self.backoff_initial  # a working account that just broke
-                wait = delay * random.uniform(0.8, 1.2)
-                log.warning(
-                    f"imap {self.account.name}: {reason}; retrying in {wait:.1f}s",
-                    extra={"imap_account": self.account.name, "error": reason},
-                    exc_info=not expected,  # a bug: keep the traceback for the log only
-                )
-                await self._sleep(wait)
-                delay = min(delay * 2, self.backoff_max)
+    @property
+    def stop_event(self) -> asyncio.Event:
+        return self._stopping
+
+    # -- the runner's hooks -------------------------------------------------------------------
+
+    async def claim(self, worker: str) -> Sequence[Uid]:
+        """The next UIDs of this sync; none when the sync is over.
+
+        Searching again after a batch matters with IDLE: an EXISTS the server sends while
+        we fetch or flag is dropped by aioimaplib, and the server will not repeat it when
+        IDLE starts; only a search with nothing after it but IDLE leaves no gap.
+        """
+        if self._conn is None:
+            await self._connect()
+        conn, box = self._conn, self._box
+        assert conn is not None and box is not None
+        self.status.state = "syncing"
+        a = self.account
+        while not self.stopping:
+            last = await state.watermark(self.db, a.name, a.mailbox, box.uidvalidity)
+            uids = [u for u in await conn.uid_search("UID", f"{last + 1}:*") if u > last]
+            if self._recover and last > 0:
+                uids = await self._waiting_for_action(conn, last) + uids
+            self._recover = False
+            uids = [u for u in uids if u not in self._tried]
+            if not uids:
+                break
+            self._tried.update(uids)
+            sizes = await conn.sizes(uids)
+            found = [Uid(u, sizes[u]) for u in uids if u in sizes]
+            if found:
+                return found
+        await self._sync_done()
+        return ()
+
+    async def handle(self, worker: str, batch: Sequence[Uid]) -> None:
+        assert self._conn is not None and self._box is not None
+        for uid in batch:
+            if self.stopping:
+                return
+            await self._one(self._conn, self._box.uidvalidity, uid.id, uid.size)
+
+    async def idle(self, worker: str) -> None:
+        conn = self._conn
+        if conn is None or self.stopping:
+            return
+        if self._use_idle:
+            self.status.state = "idle"
+            await conn.idle(self.idle_renew, self._stopping)
+        else:
+            self.status.state = "polling"
+            await conn.wait(self.account.poll_seconds, self._stopping)
+
+    def healthy(self) -> bool:
+        return self.status.failures == 0  # only a session that got work done resets the backoff
+
+    async def failed(self, worker: str, error: BaseException, wait: float) -> None:
+        await self._disconnect()
+        expected = isinstance(error, ImapError | OSError | state.StateChanged | TimeoutError)
+        reason = describe(error)
+        if state.is_store_error(error):
+            reason, expected = f"database: {reason}", True
+        self.status.last_error = reason
+        self.status.failures += 1
+        self.status.errors += 1
+        self.status.state = "backoff"
+        log.warning(
+            f"imap {self.account.name}: {reason}; retrying in {wait:.1f}s",
+            extra={"imap_account": self.account.name, "error": reason},
+            exc_info=error if not expected else None,  # a bug: keep the traceback in the log
+        )
+
+    async def teardown(self) -> None:
+        await self._disconnect()
         self.status.state = "stopped"
-        self.status.connected = False
 
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self.stop_event.wait(), seconds)
-        except TimeoutError:
-            pass
+    # -- the connection -----------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        a = self.account
+        self.status.state = "connecting"
+        conn = ImapConnection(a, await self._password(), self.timeout)
+        self._conn = conn  # from here on a failure closes it
+        await conn.open()
+        box = await conn.select(a.mailbox)
+        if a.after.startswith("move:"):
+            await conn.create(a.after[5:])
+        self._box = box
+        self.status.sessions += 1
+        self.status.connected = True
+        log.info(f"imap {a.name}: connected, {a.mailbox} UIDVALIDITY {box.uidvalidity}")
+        self._use_idle = a.idle and conn.has("IDLE")
+        self._recover = self._first = True
+        self._tried.clear()
+
+    async def _disconnect(self) -> None:
+        conn, self._conn, self._box = self._conn, None, None
+        self.status.connected = False
+        if conn is not None:
+            await conn.close()
+
+    async def _sync_done(self) -> None:
+        if self._first:
+            self.status.failures = 0
+            self.status.last_error = None
+            self._first = False
+        self._tried.clear()
+        self.status.last_sync = time.time()
+        async with self._synced:
+            self._synced.notify_all()
 
     async def _password(self) -> str:
         a = self.account
@@ -119,69 +215,6 @@ class AccountFetcher:
                 raise ImapError(f"cannot read password_file {a.password_file}: {e.strerror}") from e
             return text.rstrip("\r\n")
         return a.password
-
-    async def _session(self) -> None:
-        a = self.account
-        self.status.state = "connecting"
-        conn = ImapConnection(a, await self._password(), self.timeout)
-        try:
-            await conn.open()
-            box = await conn.select(a.mailbox)
-            if a.after.startswith("move:"):
-                await conn.create(a.after[5:])
-            self.status.sessions += 1
-            self.status.connected = True
-            log.info(f"imap {a.name}: connected, {a.mailbox} UIDVALIDITY {box.uidvalidity}")
-            use_idle = a.idle and conn.has("IDLE")
-            first = True
-            while not self.stop_event.is_set():
-                self.status.state = "syncing"
-                await self._sync(conn, box, recover=first)
-                if first:  # only a session that got work done resets the backoff
-                    self.status.failures = 0
-                    self.status.last_error = None
-                first = False
-                if self.stop_event.is_set():
-                    break
-                if use_idle:
-                    self.status.state = "idle"
-                    await conn.idle(self.idle_renew, self.stop_event)
-                else:
-                    self.status.state = "polling"
-                    await conn.wait(a.poll_seconds, self.stop_event)
-        finally:
-            self.status.connected = False
-            await conn.close()
-
-    # -- one sync ------------------------------------------------------------------------------
-    async def _sync(self, conn: ImapConnection, box: Mailbox, *, recover: bool) -> None:
-        """Fetch until a UID SEARCH finds nothing new.
-
-        Searching again after a batch matters with IDLE: an EXISTS the server sends while
-        we fetch or flag is dropped by aioimaplib, and the server will not repeat it when
-        IDLE starts; only a search with nothing after it but IDLE leaves no gap.
-        """
-        a = self.account
-        tried: set[int] = set()  # a UID the server lists but will not serve is tried once
-        while not self.stop_event.is_set():
-            last = await state.watermark(self.db, a.name, a.mailbox, box.uidvalidity)
-            uids = [u for u in await conn.uid_search("UID", f"{last + 1}:*") if u > last]
-            if recover and last > 0:
-                uids = await self._waiting_for_action(conn, last) + uids
-                recover = False
-            uids = [u for u in uids if u not in tried]
-            if not uids:
-                break
-            tried.update(uids)
-            sizes = await conn.sizes(uids)
-            for uid in uids:
-                if self.stop_event.is_set():
-                    return
-                if uid in sizes:
-                    await self._one(conn, box.uidvalidity, uid, sizes[uid])
-        self.status.last_sync = time.time()
-        async with self._synced:
-            self._synced.notify_all()
 
     async def _waiting_for_action(self, conn: ImapConnection, last: int) -> list[int]:
         """Committed messages (UID <= watermark) whose `after` did not happen."""

@@ -1,4 +1,4 @@
-"""The `imap` component of `edocgw serve`: one independent task per `[[imap]]` account."""
+"""The `imap` component of `edocgw serve`: one independent runner per `[[imap]]` account."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from gateway.imap.account import IDLE_RENEW, AccountFetcher
 from store.db import Database
 
 log = logging.getLogger("edocgw.imap")
-
-STOP_GRACE = 5.0  # time for LOGOUT before the tasks are cancelled
 
 
 class ImapFetcher:
@@ -45,22 +43,12 @@ class ImapFetcher:
         logging.getLogger("aioimaplib.aioimaplib").setLevel(logging.WARNING)
 
     def alive(self) -> bool:
-        """For /healthz: every account task is running (a failing account still retries)."""
-        return all(not t.done() for t in self._tasks.values())
+        """For /healthz: every account is running (a failing account still retries)."""
+        return all(acc.alive() for acc in self.accounts.values())
 
     async def start(self) -> None:
-        for name, acc in self.accounts.items():
-            acc.stop_event.clear()
-            self._tasks[name] = asyncio.create_task(acc.run(), name=f"imap:{name}")
+        for acc in self.accounts.values():
+            await acc.start()
 
     async def stop(self) -> None:
-        for acc in self.accounts.values():
-            acc.stop_event.set()
-        tasks = list(self._tasks.values())
-        self._tasks.clear()
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE)
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(acc.stop() for acc in self.accounts.values()))

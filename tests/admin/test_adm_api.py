@@ -291,8 +291,7 @@ async def test_healthz_reports_a_dead_worker(settings: Settings, db: Database) -
         async with httpx.AsyncClient(base_url=srv.url, timeout=10) as c:
             up = await c.get("/healthz")
             assert up.status_code == 200 and up.json()["components"] == {"event-sealer": True}
-            assert sealer._task is not None
-            sealer._task.cancel()  # the worker dies
+            sealer._tasks[0].cancel()  # the worker dies
             await asyncio.sleep(0.05)
             down = await c.get("/healthz")
             assert down.status_code == 503

@@ -12,7 +12,7 @@ import asyncpg
 from sqlalchemy import func, select, update
 
 from config import Settings
-from gateway.notices.receipts import queue_notice
+from gateway.notices.receipts import NoticeRequest, queue_notices
 from gateway.pipeline.analyse import AnalysisFailed, ContentAnalysis, analyse_content, analyse_many
 from store.db import CHANNEL_DELIVERIES, Database, asyncpg_dsn
 from store.models import Delivery, Document, Event, Message
@@ -152,10 +152,10 @@ async def test_a_failing_receipt_does_not_lose_results_or_the_other_receipts(
     bad = await submit(db, plain(0, "NO-RECEIPT"), RELAY)
     good = [await submit(db, plain(i), RELAY) for i in range(1, 4)]
 
-    async def notice(s: Any, settings: Settings, message: Message, kind: str, detail: Any) -> Any:
-        if message.id == bad:
+    async def notice(s: Any, settings: Settings, items: list[NoticeRequest]) -> Any:
+        if any(it.message_id == bad for it in items):
             raise RuntimeError("receipts are broken for this one")
-        return await queue_notice(s, settings, message, kind, detail)
+        return await queue_notices(s, settings, items)
 
     async with running(pipe_settings, db, notice=notice, batch_size=10):
         msgs = await wait_for(db, [bad, *good], {"processed", "failed"})

@@ -11,10 +11,9 @@ from sqlalchemy import func, select, text, update
 
 from config import Settings
 from gateway.pipeline.analyse import ContentAnalysis, analyse_content
-from store.claims import claim
 from store.db import Database
 from store.models import Delivery, Document, Event, Message
-from store.results import DeliveryRow, MessageResult, begin_attempt, lock_claimed, write_results
+from store.results import DeliveryRow, MessageResult, claim_received, write_batch
 from tests.pipeline.pipe_support import events_of, make_mail, running, submit, wait_for
 
 RELAY = ["ai.do@example.org"]
@@ -84,11 +83,13 @@ async def test_two_pipelines_never_process_the_same_message(
 
 async def test_expired_claim_returns_the_message(pipe_settings: Settings, db: Database) -> None:
     mid = await submit(db, plain(1), RELAY)
-    async with db.transaction() as s:  # a worker that claims it and dies
+    async with db.transaction() as s:  # a worker that claims it (as workers do) and dies
         import datetime as dt
 
-        assert await claim(s, Message, worker="dead", lease=dt.timedelta(seconds=1.5), limit=1)
-        await begin_attempt(s, mid)
+        claimed = await claim_received(
+            s, worker="dead", lease=dt.timedelta(seconds=1.5), limit=1, inline_max=0
+        )
+        assert [m.id for m in claimed] == [mid]
     async with running(pipe_settings, db, poll_interval=0.2):
         await asyncio.sleep(0.6)
         async with db.sessions() as s:
@@ -165,15 +166,35 @@ async def test_stop_gives_back_unfinished_work_without_counting_it(
 async def test_results_of_a_worker_that_lost_its_claim_are_dropped(
     pipe_settings: Settings, db: Database
 ) -> None:
+    """While a worker analyses a message, its claim passes to another worker (it expired):
+    the first worker's results are not written, and the message stays the other's."""
+    entered, go_on = threading.Event(), threading.Event()
+
+    def slow(raw: bytes, spool: Path) -> ContentAnalysis:
+        entered.set()
+        go_on.wait(10)
+        return analyse_content(raw, spool)
+
     mid = await submit(db, plain(1), RELAY)
-    async with db.transaction() as s:
-        await s.execute(
-            update(Message)
-            .where(Message.id == mid)
-            .values(claimed_by="other", claimed_until=func.now() + text("interval '1 hour'"))
-        )
-    async with running(pipe_settings, db) as p:
-        assert await p.process("me", mid) is None
+    try:
+        async with running(pipe_settings, db, analyser=slow, workers=1) as p:
+            assert await asyncio.to_thread(entered.wait, 10)
+            async with db.transaction() as s:
+                await s.execute(
+                    update(Message)
+                    .where(Message.id == mid)
+                    .values(
+                        claimed_by="other", claimed_until=func.now() + text("interval '1 hour'")
+                    )
+                )
+            go_on.set()
+            for _ in range(200):  # the worker finishes its batch and goes idle
+                if not p.holding():
+                    break
+                await asyncio.sleep(0.05)
+            assert not p.holding() and p.processed == 0
+    finally:
+        go_on.set()
     async with db.sessions() as s:
         msg = await s.get(Message, mid)
         docs = (await s.execute(select(func.count()).select_from(Document))).scalar_one()
@@ -193,9 +214,7 @@ async def test_writing_results_twice_makes_one_delivery_per_recipient(db: Databa
     for _ in range(2):
         async with db.transaction() as s:
             await s.execute(update(Message).values(claimed_by="w", state="received"))
-            msg = await lock_claimed(s, mid, "w")
-            assert msg is not None
-            await write_results(s, msg, result)
+            assert mid in await write_batch(s, "w", [result])
     async with db.sessions() as s:
         rows = (await s.scalars(select(Delivery.recipient).order_by(Delivery.recipient))).all()
     assert rows == ["a@example.org", "b@example.org"]

@@ -1,4 +1,5 @@
-"""The fetcher's database side: the per-mailbox watermark and the commit of each message.
+"""The IMAP fetcher's database side (gateway/imap/account.py): the per-mailbox watermark
+and the commit of each message.
 
 `imap_state` holds (account, mailbox) → UIDVALIDITY and the highest committed UID. A message
 row and the watermark move in one transaction, so after a crash the fetcher resumes exactly
@@ -13,12 +14,18 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import SQLAlchemyError
 
 from store.db import Database
 from store.messages import NewMessage, find_by_sha256, insert_message
 from store.models import ImapState
 
 log = logging.getLogger("edocgw.imap")
+
+
+def is_store_error(e: BaseException) -> bool:
+    """Did the database (not the IMAP server) fail? The fetcher says so in its status."""
+    return isinstance(e, SQLAlchemyError)
 
 
 class StateChanged(Exception):
