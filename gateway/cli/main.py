@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--route", default="mx", help="mx, smtp://host:port (smarthost) or lmtp://host:port"
     )
     q.add_argument("--tls", default="verify", choices=["verify", "encrypt", "may", "none"])
+    q.add_argument(
+        "--format",
+        default="mime",
+        choices=["mime", "edxml"],
+        help="what the agency receives: the original mail (mime) or an edXML package",
+    )
     q.set_defaults(func=cmd_agency_add)
     q = asub.add_parser("list", parents=[common], help="list agencies")
     q.add_argument("--json", action="store_true")
@@ -197,6 +203,7 @@ def cmd_agency_add(args: argparse.Namespace, settings: Settings) -> int:
         domains=args.domain,
         route=args.route,
         tls=args.tls,
+        format=args.format,
     ).validate()
 
     async def fn(db: Any) -> int:
@@ -226,6 +233,7 @@ def cmd_agency_list(args: argparse.Namespace, settings: Settings) -> int:
                             "address": a.address,
                             "route": a.route,
                             "tls": a.tls,
+                            "format": a.format,
                             "active": a.active,
                         }
                         for a in found
@@ -234,8 +242,8 @@ def cmd_agency_list(args: argparse.Namespace, settings: Settings) -> int:
             )
         else:
             print_table(
-                [[a.code, a.name, a.address, a.route, a.tls] for a in found],
-                ["CODE", "NAME", "ADDRESS", "ROUTE", "TLS"],
+                [[a.code, a.name, a.address, a.route, a.tls, a.format] for a in found],
+                ["CODE", "NAME", "ADDRESS", "ROUTE", "TLS", "FORMAT"],
             )
         return 0
 

@@ -19,6 +19,7 @@ import socket
 
 from config import Settings
 from gateway.delivery.connections import Connections
+from gateway.delivery.edxml_out import package_mail
 from gateway.delivery.outcome import apply_delivered, apply_outcome
 from gateway.delivery.route import MxResolver, RouteInput, resolve, split_hostport
 from gateway.delivery.smtp import Result, Timeouts, TlsContexts
@@ -193,6 +194,8 @@ class DeliveryService:
             async with self.db.transaction() as session:
                 raw = await repo.message_raw(session, d.message_id)
                 verdicts = await repo.document_verdicts(session, d.message_id)
+        if d.format == "edxml":  # an edXML package in place of the original (issue 15)
+            raw = await package_mail(self.db, s, d)
         data = (
             trace_headers(
                 hostname=s.gateway.hostname,
