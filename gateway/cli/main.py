@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from config import ConfigError, Settings, load_settings
-from gateway.cli import admin, check
+from gateway.cli import admin, check, report
 from gateway.cli.common import EXIT_CONFIG, EXIT_FAIL, CliError, print_json, print_table, run_db
 
 
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("file")
     q.set_defaults(func=cmd_agency_import)
 
-    for mod in (check, admin):
+    for mod in (check, admin, report):
         mod.register(sub, common)
     return parser
 
