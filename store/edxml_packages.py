@@ -8,12 +8,13 @@ time. The DocumentId is kept apart so an incoming status package can find its or
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import Agency, Delivery, Document, EdxmlPackage, Message
+from store.models import Agency, Delivery, Document, EdxmlPackage, Event, Message
 
 
 @dataclass(frozen=True)
@@ -154,3 +155,24 @@ async def packages_by_document_id(session: AsyncSession, document_id: str) -> li
         )
     ).all()
     return [SentPackage(r.message_id, r.delivery_id, r.agency_code) for r in rows]
+
+
+async def latest_statuses(
+    session: AsyncSession, message_ids: list[int]
+) -> dict[int, dict[str, Any]]:
+    """The newest `status_received` detail per delivery of these (original) messages."""
+    if not message_ids:
+        return {}
+    rows = (
+        await session.execute(
+            select(Event.delivery_id, Event.detail)
+            .where(
+                Event.kind == "status_received",
+                Event.message_id.in_(message_ids),
+                Event.delivery_id.is_not(None),
+            )
+            .distinct(Event.delivery_id)
+            .order_by(Event.delivery_id, Event.id.desc())
+        )
+    ).all()
+    return {r.delivery_id: dict(r.detail or {}) for r in rows}

@@ -194,7 +194,7 @@ class DeliveryService:
             async with self.db.transaction() as session:
                 raw = await repo.message_raw(session, d.message_id)
                 verdicts = await repo.document_verdicts(session, d.message_id)
-        if d.format == "edxml":  # an edXML package in place of the original (issue 15)
+        if d.format == "edxml" and d.source != "internal":  # issue 15: an edXML package
             raw = await package_mail(self.db, s, d)
         data = (
             trace_headers(

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 
+from gateway.pipeline.status import StatusInfo, find_status
 from mailparse import (
     DEFAULT_LIMITS,
     Attachment,
@@ -76,6 +77,7 @@ class ContentAnalysis:
     # Marks the mail itself carries (subject, or alone on a body line), documents or not.
     message_urgency: str | None = None
     message_secrecy: str | None = None
+    status: StatusInfo | None = None  # an edXML status package: logged, not forwarded
 
 
 Analyser = Callable[[bytes, Path], ContentAnalysis]
@@ -168,6 +170,7 @@ def analyse_content(
         malformed=parsed.malformed,
         docs=docs,
         smime=_spool_smime(parsed, spool),
+        status=find_status(parsed.all_attachments()),
     )
 
 

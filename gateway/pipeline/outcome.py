@@ -21,6 +21,7 @@ from gateway.pipeline.routing import (
     priority_of,
     route,
 )
+from gateway.pipeline.status import NO_NOTICE, StatusInfo
 from signing import SignatureReport, aggregate
 from store.results import DeliveryRow, DocumentRow, MessageResult, SignatureRow
 
@@ -42,6 +43,7 @@ class Outcome:
     routing: RouteResult | None
     notice: str  # accepted | held | quarantined | rejected
     notice_detail: dict[str, Any] = field(default_factory=dict)
+    status: StatusInfo | None = None  # an edXML status package (see gateway.pipeline.status)
 
 
 def signature_row(rep: SignatureReport) -> SignatureRow:
@@ -157,7 +159,9 @@ def build_outcome(
     deliveries: list[DeliveryRow] = []
     reasons = list(decision.reasons)
     action = decision.action
-    if action in ("forward", "hold"):
+    if analysis.status is not None and action in ("forward", "hold"):
+        action, reasons = "forward", []  # a status package is logged, never forwarded
+    elif action in ("forward", "hold"):
         routing = route(agencies, _route_input(env, analysis, settings))
         state = "queued" if action == "forward" else "held"
         priority = priority_of(urgency)
@@ -194,6 +198,8 @@ def build_outcome(
         deliveries=deliveries,
         events=events,
     )
+    if analysis.status is not None:
+        return Outcome(result, final, routing, NO_NOTICE, detail, status=analysis.status)
     return Outcome(result, final, routing, final.notice, detail)
 
 

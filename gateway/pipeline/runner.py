@@ -53,6 +53,7 @@ from gateway.pipeline.analyse import (
 )
 from gateway.pipeline.outcome import Envelope, Outcome, build_outcome
 from gateway.pipeline.routing import AgencyIndex, AgencyRef
+from gateway.pipeline.status import NO_NOTICE, record_statuses
 from gateway.waker import Waker
 from signing import SignatureReport
 from store.db import CHANNEL_RECEIVED, Database, asyncpg_dsn
@@ -533,6 +534,7 @@ class Pipeline:
         try:
             async with asyncio.timeout_at(deadline), self.db.transaction() as s:
                 written = await write_batch(s, worker, [j.outcome.result for j in jobs])  # type: ignore[union-attr]
+                await record_statuses(s, [(j.id, j.outcome) for j in jobs if j.id in written])  # type: ignore[misc]
                 if self._notice is queue_notice:  # the default: all the batch's at once
                     await queue_notices(
                         s,
@@ -540,12 +542,12 @@ class Pipeline:
                         [
                             NoticeRequest(j.id, j.outcome.notice, j.outcome.notice_detail)  # type: ignore[union-attr]
                             for j in jobs
-                            if j.id in written
+                            if j.id in written and j.outcome.notice != NO_NOTICE  # type: ignore[union-attr]
                         ],
                     )
                 elif self._notice is not None:
                     for j in jobs:
-                        if j.id in written:
+                        if j.id in written and j.outcome.notice != NO_NOTICE:  # type: ignore[union-attr]
                             assert j.outcome is not None
                             await self._notice(
                                 s,
@@ -575,6 +577,7 @@ class Pipeline:
         async with asyncio.timeout_at(deadline), self.db.transaction() as s:
             written = await write_batch(s, worker, [j.outcome.result])
             if j.id in written:
+                await record_statuses(s, [(j.id, j.outcome)])
                 await self._tell_sender(s, j.id, j.outcome)
         return j.id in written
 
@@ -629,7 +632,7 @@ class Pipeline:
         return job.outcome
 
     async def _tell_sender(self, s: AsyncSession, message_id: int, outcome: Outcome) -> None:
-        if self._notice is None:
+        if self._notice is None or outcome.notice == NO_NOTICE:
             return
         try:
             async with s.begin_nested():  # a receipts bug must not lose the message's results
