@@ -57,15 +57,15 @@ ALL_TIME = {
     G22: (2, 3, 3, 1, 120.0),  # in (m3, m8), out (m1, m2, m7), delivered, signed valid, median
     H01: (0, 0, 0, 0, None),
     H36: (0, 3, 1, 0, 180.0),  # out: m1 delivered, m2 deferred, m4 bounced
-    H53: (3, 1, 1, 2, 40.0),  # in: m1, m2, m7; out: m3 once (two inboxes); m4 held is not out
+    H53: (3, 2, 2, 2, 40.0),  # in: m1, m2, m7; out: m3 to two inboxes; m4 held is not out
 }
 FEBRUARY = {
     G22: (1, 0, 0, 1, None),
     H01: (0, 0, 0, 0, None),
     H36: (0, 1, 0, 0, None),
-    H53: (0, 1, 1, 0, 40.0),
+    H53: (0, 2, 2, 0, 40.0),
 }
-MONTHS = [("2026-01", 3, 4, 3), ("2026-02", 1, 2, 1), ("2026-03", 1, 1, 1)]
+MONTHS = [("2026-01", 3, 4, 3), ("2026-02", 1, 3, 2), ("2026-03", 1, 1, 1)]
 
 
 async def seed_usage(db: Database) -> None:
@@ -174,7 +174,7 @@ async def test_report_json_csv_and_table(db: Database, cfg: str) -> None:
         "code", "name", "documents_in", "documents_out", "delivered", "signed_valid",
         "median_seconds_to_deliver",
     ]  # fmt: skip
-    assert table[4] == [H53, "UBND tỉnh Tây Ninh", "0", "1", "1", "0", "40.0"]
+    assert table[4] == [H53, "UBND tỉnh Tây Ninh", "0", "2", "2", "0", "40.0"]
     assert table[2] == [H01, "UBND thành phố Hà Nội", "0", "0", "0", "0", ""]
 
     r = edocgw("report", "--config", cfg)
@@ -228,7 +228,7 @@ async def test_report_page_in_a_real_browser(
         await expect(groups.nth(0).locator("text")).to_have_text("2026-01")
         row = page.locator("table.agencies tr[data-code='000.00.00.H53'] td")
         await expect(row).to_have_text(
-            ["000.00.00.H53", "UBND tỉnh Tây Ninh", "3", "1", "1", "2", "40"]
+            ["000.00.00.H53", "UBND tỉnh Tây Ninh", "3", "2", "2", "2", "40"]
         )
         row = page.locator("table.agencies tr[data-code='000.00.00.H01'] td")
         await expect(row.nth(6)).to_have_text("-")
@@ -242,7 +242,7 @@ async def test_report_page_in_a_real_browser(
         await expect(page).to_have_url(srv.url + "/report?since=2026-02-01&until=2026-02-28")
         await expect(groups).to_have_count(1)
         await expect(page.locator("table.months tbody tr")).to_have_text(
-            ["2026-02 1 2 1"], use_inner_text=True
+            ["2026-02 1 3 2"], use_inner_text=True
         )
         row = page.locator("table.agencies tr[data-code='000.00.00.H36'] td")
         await expect(row).to_have_text(
