@@ -1,13 +1,15 @@
 """edXML status packages coming back (issue 15 §2): found, matched, logged.
 
 A status package (QCVN 102:2016: 01 arrived … 06 completed, 13/15/16 recall) answers a
-document the gateway sent as an edXML package. The decision, documented in DESIGN §6: a mail
+document the gateway sent as an edXML package. The decision (README; for DESIGN §6): a mail
 carrying a status package is *not forwarded*; it is stored like any mail (its own documents,
 signatures, state `processed`, no receipt back — a status is itself an automatic answer) and
 logged as a `status_received` event against the original message (and the delivery whose
 package carried the DocumentId, preferring the one to the agency that answers), found by
 `ResponseFor/DocumentId` among the packages the gateway built. The status mail gets a
-`status_received` event too, naming the original or saying that none was found.
+`status_received` event too, naming the original or saying that none was found (an
+unmatched status is kept, processed and visible in the log, but not forwarded either: only
+packages this gateway built are searched, not DocumentIds of edXML mail it relayed as is).
 
 `find_status` is pure (it runs in the analysis step, off the event loop); `record_statuses`
 runs inside the pipeline's write transaction, so the events exist exactly when the result does.
