@@ -193,7 +193,6 @@ class Delivery(Base):
         Index("ix_deliveries_due", "state", "priority", "next_attempt_at"),
         Index("ix_deliveries_message", "message_id"),
         Index("ix_deliveries_agency", "agency_code"),
-        Index("ix_deliveries_agency_created", "agency_code", "created_at"),
     )
 
 

@@ -1,4 +1,4 @@
-"""agencies.format, outbound edXML packages, report indexes
+"""agencies.format, outbound edXML packages
 
 Revision ID: 0007
 Revises: 0001
@@ -33,12 +33,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_edxml_packages_document", "edxml_packages", ["document_id"])
     op.create_index("ix_edxml_packages_message", "edxml_packages", ["message_id"])
-    # The usage report: deliveries per agency in a time range, signatures per message.
-    op.create_index("ix_deliveries_agency_created", "deliveries", ["agency_code", "created_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_deliveries_agency_created", table_name="deliveries")
     op.drop_index("ix_edxml_packages_message", table_name="edxml_packages")
     op.drop_index("ix_edxml_packages_document", table_name="edxml_packages")
     op.drop_table("edxml_packages")
