@@ -64,7 +64,7 @@ WITH {_SENDER_KEYS}, by_sender AS (
            count(*) FILTER (WHERE dl.state NOT IN ('held', 'cancelled')) AS documents_out,
            count(*) FILTER (WHERE dl.state = 'delivered') AS delivered,
            percentile_cont(0.5) WITHIN GROUP (
-               ORDER BY extract(epoch FROM dl.delivered_at - m.received_at)
+               ORDER BY date_part('epoch', dl.delivered_at - m.received_at)
            ) FILTER (WHERE dl.state = 'delivered' AND dl.delivered_at IS NOT NULL) AS median
     FROM deliveries AS dl JOIN messages AS m ON m.id = dl.message_id
     WHERE dl.agency_code IS NOT NULL AND {_COUNTED}
