@@ -86,21 +86,21 @@ ORDER BY ag.code
 _BY_MONTH = text(
     f"""
 WITH {_SENDER_KEYS}, sent AS (
-    SELECT to_char(m.received_at AT TIME ZONE :tz, 'YYYY-MM') AS month, count(*) AS documents_in
+    SELECT date_trunc('month', m.received_at AT TIME ZONE :tz) AS month, count(*) AS documents_in
     FROM messages AS m
     WHERE {_COUNTED}
       AND (EXISTS (SELECT 1 FROM addr WHERE addr.key = lower(m.mail_from))
            OR EXISTS (SELECT 1 FROM dom WHERE dom.key = lower(split_part(m.mail_from, '@', 2))))
     GROUP BY 1
 ), sent_to AS (
-    SELECT to_char(m.received_at AT TIME ZONE :tz, 'YYYY-MM') AS month,
+    SELECT date_trunc('month', m.received_at AT TIME ZONE :tz) AS month,
            count(*) FILTER (WHERE dl.state NOT IN ('held', 'cancelled')) AS documents_out,
            count(*) FILTER (WHERE dl.state = 'delivered') AS delivered
     FROM deliveries AS dl JOIN messages AS m ON m.id = dl.message_id
     WHERE dl.agency_code IS NOT NULL AND {_COUNTED}
     GROUP BY 1
 )
-SELECT coalesce(sent.month, sent_to.month) AS month,
+SELECT to_char(coalesce(sent.month, sent_to.month), 'YYYY-MM') AS month,
        coalesce(sent.documents_in, 0) AS documents_in,
        coalesce(sent_to.documents_out, 0) AS documents_out,
        coalesce(sent_to.delivered, 0) AS delivered
