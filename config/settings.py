@@ -7,6 +7,7 @@ rename them. `edocgw.example.toml` is generated from these descriptions (see `ex
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -75,6 +76,11 @@ class GatewaySettings(Section):
         parse_duration("5m"),
         description="How long a worker's claim on a row lasts before another worker may take it.",
     )
+    agency_code: str = Field(
+        "",
+        description="The agency code (mã định danh) edXML packages name as their sender "
+        "(From/OrganId) when the mail did not come from a registered agency.",
+    )
 
     @field_validator("roles")
     @classmethod
@@ -95,6 +101,14 @@ class GatewaySettings(Section):
     @classmethod
     def _domains(cls, v: list[str]) -> list[str]:
         return [d.lower().rstrip(".") for d in v]
+
+    @field_validator("agency_code")
+    @classmethod
+    def _agency_code(cls, v: str) -> str:
+        v = v.strip()
+        if v and not re.match(r"^(\d{3}\.)?\d{2}\.\d{2}\.[A-Z]\d{2}$", v):
+            raise ValueError(f"expected an agency code like 000.00.00.H53, got {v!r}")
+        return v
 
 
 class DatabaseSettings(Section):

@@ -18,7 +18,8 @@ from store.models import Agency
 STRICT_CODE = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
 LEGACY_CODE = re.compile(r"^\d{2}\.\d{2}\.[A-Z]\d{2}$")
 TLS_POLICIES = ("verify", "encrypt", "may", "none")
-COLUMNS = ("code", "name", "aliases", "domains", "address", "route", "tls")
+FORMATS = ("mime", "edxml")  # what the agency receives: the original mail, or an edXML package
+COLUMNS = ("code", "name", "aliases", "domains", "address", "route", "tls", "format")
 # smtp:// is a smarthost; lmtp:// is a final mail store (e.g. Dovecot) spoken to in LMTP.
 _ROUTE = re.compile(
     r"^(mx|(smtp|lmtp)://[A-Za-z0-9.\-]+:\d{1,5}|(smtp|lmtp)://\[[0-9a-fA-F:.]+\]:\d{1,5})$"
@@ -38,6 +39,7 @@ class AgencyIn:
     domains: list[str] = field(default_factory=list)
     route: str = "mx"
     tls: str = "verify"
+    format: str = "mime"
 
     def validate(self) -> AgencyIn:
         if not (STRICT_CODE.match(self.code) or LEGACY_CODE.match(self.code)):
@@ -54,6 +56,8 @@ class AgencyIn:
             )
         if self.tls not in TLS_POLICIES:
             raise AgencyError(f"tls {self.tls!r}: expected one of {', '.join(TLS_POLICIES)}")
+        if self.format not in FORMATS:
+            raise AgencyError(f"format {self.format!r}: expected one of {', '.join(FORMATS)}")
         self.domains = [d.lower().rstrip(".") for d in self.domains]
         self.address = self.address.strip()
         return self
@@ -69,6 +73,7 @@ async def upsert_agency(session: AsyncSession, a: AgencyIn) -> None:
         "address": a.address,
         "route": a.route,
         "tls": a.tls,
+        "format": a.format,
         "active": True,
     }
     stmt = insert(Agency).values(**values)
@@ -107,6 +112,7 @@ def parse_csv(text: str) -> list[AgencyIn]:
                     address=cells[4],
                     route=cells[5] or "mx",
                     tls=cells[6] or "verify",
+                    format=cells[7].lower() or "mime",
                 ).validate()
             )
         except AgencyError as e:

@@ -49,6 +49,7 @@ class ClaimedDelivery:
     subject: str | None
     raw: bytes | None = None  # the message, when small enough to come with the claim
     doc_verdicts: tuple[str | None, ...] | None = None  # None: not read with the claim
+    format: str | None = None  # the agency's format: `mime` (the original) or `edxml`
 
     @property
     def destination(self) -> str:
@@ -145,6 +146,7 @@ async def claim_due(
                 claimed.c.warned_at,
                 Agency.route,
                 Agency.tls,
+                Agency.format,
                 Message.mail_from,
                 Message.source,
                 Message.peer,

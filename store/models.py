@@ -49,6 +49,7 @@ EVENT_KINDS = (
     "cancelled",
     "failed",
     "duplicate",
+    "status_received",
 )
 
 
@@ -169,6 +170,7 @@ class Agency(Base):
     address: Mapped[str] = mapped_column(Text)
     route: Mapped[str] = mapped_column(Text, server_default="mx")
     tls: Mapped[str] = mapped_column(Text, server_default="verify")
+    format: Mapped[str] = mapped_column(Text, server_default="mime")  # mime | edxml
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
 
@@ -218,6 +220,26 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_message", "message_id"),
         Index("ix_events_unsealed", "id", postgresql_where=text("chain_seq IS NULL")),
+    )
+
+
+class EdxmlPackage(Base):
+    """The edXML mail built for a delivery to an `edxml` agency: built once, sent on every
+    retry as is; `document_id` answers incoming status packages (ResponseFor/DocumentId)."""
+
+    __tablename__ = "edxml_packages"
+
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), primary_key=True
+    )
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    document_id: Mapped[str] = mapped_column(Text)
+    data: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_edxml_packages_document", "document_id"),
+        Index("ix_edxml_packages_message", "message_id"),
     )
 
 

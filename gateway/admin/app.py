@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from config import Settings
 from gateway import metrics
-from gateway.admin import api, web
+from gateway.admin import api, report, web
 from gateway.admin.auth import LoginLimiter, SessionCodec
 from gateway.admin.common import AdminContext, context, identify
 from store import queries
@@ -128,6 +128,7 @@ def build_app(
         routes=[
             *api.routes,
             *web.routes,
+            *report.routes,
             Route("/metrics", metrics_endpoint),
             Route("/healthz", healthz),
             Mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static"))),

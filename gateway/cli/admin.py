@@ -142,6 +142,7 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
         return _verify(args, settings)
     from gateway.admin.schemas import MessageList, dump
     from store import queries
+    from store.edxml_packages import latest_statuses
 
     try:
         f = queries.LogFilter(
@@ -161,9 +162,15 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print_json(dump(MessageList, {"messages": found}))
             return 0
+        async with db.transaction() as s:  # edXML status packages back (issue 15)
+            statuses = await latest_statuses(s, [m.id for m in found])
         rows = []
         for m in found:
-            dels = " ".join(f"{d.agency or d.recipient}:{d.state}" for d in m.deliveries)
+            dels = " ".join(
+                f"{d.agency or d.recipient}:{d.state}"
+                + (f"[{statuses[d.id].get('code')}]" if d.id in statuses else "")
+                for d in m.deliveries
+            )
             docs = "; ".join(
                 "/".join(x for x in (d.number, d.notation) if x) or (d.filename or "?")
                 for d in m.documents

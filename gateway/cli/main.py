@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from config import ConfigError, Settings, load_settings
-from gateway.cli import admin, check
+from gateway.cli import admin, check, report
 from gateway.cli.common import EXIT_CONFIG, EXIT_FAIL, CliError, print_json, print_table, run_db
 
 
@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--route", default="mx", help="mx, smtp://host:port (smarthost) or lmtp://host:port"
     )
     q.add_argument("--tls", default="verify", choices=["verify", "encrypt", "may", "none"])
+    q.add_argument(
+        "--format",
+        default="mime",
+        choices=["mime", "edxml"],
+        help="what the agency receives: the original mail (mime) or an edXML package",
+    )
     q.set_defaults(func=cmd_agency_add)
     q = asub.add_parser("list", parents=[common], help="list agencies")
     q.add_argument("--json", action="store_true")
@@ -94,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("file", help="the CSV file (UTF-8)")
     q.set_defaults(func=cmd_agency_import)
 
-    for mod in (check, admin):
+    for mod in (check, admin, report):
         mod.register(sub, common)
     return parser
 
@@ -206,6 +212,7 @@ def cmd_agency_add(args: argparse.Namespace, settings: Settings) -> int:
         domains=args.domain,
         route=args.route,
         tls=args.tls,
+        format=args.format,
     ).validate()
 
     async def fn(db: Any) -> int:
@@ -235,6 +242,7 @@ def cmd_agency_list(args: argparse.Namespace, settings: Settings) -> int:
                             "address": a.address,
                             "route": a.route,
                             "tls": a.tls,
+                            "format": a.format,
                             "active": a.active,
                         }
                         for a in found
@@ -243,8 +251,8 @@ def cmd_agency_list(args: argparse.Namespace, settings: Settings) -> int:
             )
         else:
             print_table(
-                [[a.code, a.name, a.address, a.route, a.tls] for a in found],
-                ["CODE", "NAME", "ADDRESS", "ROUTE", "TLS"],
+                [[a.code, a.name, a.address, a.route, a.tls, a.format] for a in found],
+                ["CODE", "NAME", "ADDRESS", "ROUTE", "TLS", "FORMAT"],
             )
         return 0
 

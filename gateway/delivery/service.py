@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from config import Settings
 from gateway.delivery.connections import Connections
+from gateway.delivery.edxml_out import package_mail
 from gateway.delivery.outcome import apply_delivered, apply_outcome
 from gateway.delivery.route import MxResolver, RouteInput, resolve, split_hostport
 from gateway.delivery.smtp import Result, Timeouts, TlsContexts
@@ -184,6 +185,8 @@ class DeliveryService(Runner[ClaimedDelivery]):
             async with self.db.transaction() as session:
                 raw = await repo.message_raw(session, d.message_id)
                 verdicts = await repo.document_verdicts(session, d.message_id)
+        if d.format == "edxml" and d.source != "internal":  # issue 15: an edXML package
+            raw = await package_mail(self.db, s, d)
         data = (
             trace_headers(
                 hostname=s.gateway.hostname,

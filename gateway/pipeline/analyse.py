@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from gateway.pipeline.status import StatusInfo, find_status
 from mailparse import (
     DEFAULT_LIMITS,
     Attachment,
@@ -70,6 +71,7 @@ class ContentAnalysis:
     # address, and the first package's own reference.
     edxml_to_codes: list[str] = field(default_factory=list)
     edxml: EdxmlRef | None = None
+    status: StatusInfo | None = None  # an edXML status package: logged, not forwarded
 
 
 Analyser = Callable[[bytes, Path], ContentAnalysis]
@@ -163,6 +165,7 @@ def analyse_content(
         smime=_spool_smime(p, spool),
         edxml_to_codes=p.edxml_to_codes(),
         edxml=p.edxml[0] if p.edxml else None,
+        status=find_status(d.attachment for d in p.documents),
     )
 
 

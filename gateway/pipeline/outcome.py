@@ -21,6 +21,7 @@ from gateway.pipeline.routing import (
     priority_of,
     route,
 )
+from gateway.pipeline.status import NO_NOTICE, StatusInfo
 from gateway.pipeline.verdicts import document_signatures, document_verdicts, e_document_for
 from signing import EDocumentCheck, SignatureReport, aggregate
 from store.results import DeliveryRow, DocumentRow, MessageResult, SignatureRow
@@ -43,6 +44,7 @@ class Outcome:
     routing: RouteResult | None
     notice: str  # accepted | held | quarantined | rejected
     notice_detail: dict[str, Any] = field(default_factory=dict)
+    status: StatusInfo | None = None  # an edXML status package (see gateway.pipeline.status)
 
 
 def signature_row(rep: SignatureReport) -> SignatureRow:
@@ -155,7 +157,9 @@ def build_outcome(
     deliveries: list[DeliveryRow] = []
     reasons = list(decision.reasons)
     action = decision.action
-    if action in ("forward", "hold"):
+    if analysis.status is not None and action in ("forward", "hold"):
+        action, reasons = "forward", []  # a status package is logged, never forwarded
+    elif action in ("forward", "hold"):
         gw = settings.gateway
         inp = facts.input(env.rcpt_to, env.source, gw.processing_addresses, gw.local_domains)
         routing = route(agencies, inp)
@@ -198,6 +202,8 @@ def build_outcome(
         route_input=facts.to_json(),
         edxml_ref=edxml_reference(analysis),
     )
+    if analysis.status is not None:
+        return Outcome(result, final, routing, NO_NOTICE, detail, status=analysis.status)
     return Outcome(result, final, routing, final.notice, detail)
 
 

@@ -18,6 +18,7 @@ from config import Settings
 from gateway.notices.receipts import NoticeRequest
 from gateway.pipeline.analyse import AnalysisFailed
 from gateway.pipeline.batch import Job
+from gateway.pipeline.status import NO_NOTICE, record_statuses
 from store.db import Database
 from store.results import error_line, record_failure, write_batch
 
@@ -36,7 +37,12 @@ def error_text(e: BaseException) -> str:
 
 
 def _requests(jobs: Sequence[Job]) -> list[NoticeRequest]:
-    return [NoticeRequest(j.id, j.outcome.notice, j.outcome.notice_detail) for j in jobs]  # type: ignore[union-attr]
+    """The senders' notices of *jobs* (a status package answering a document gets none)."""
+    return [
+        NoticeRequest(j.id, j.outcome.notice, j.outcome.notice_detail)  # type: ignore[union-attr]
+        for j in jobs
+        if j.outcome.notice != NO_NOTICE  # type: ignore[union-attr]
+    ]
 
 
 class ResultWriter:
@@ -55,6 +61,7 @@ class ResultWriter:
         try:
             async with asyncio.timeout_at(deadline), self.db.transaction() as s:
                 written = await write_batch(s, worker, [j.outcome.result for j in jobs])  # type: ignore[union-attr]
+                await record_statuses(s, [(j.id, j.outcome) for j in jobs if j.id in written])  # type: ignore[misc]
                 if self.notices is not None:
                     await self.notices(
                         s, self.settings, _requests([j for j in jobs if j.id in written])
@@ -80,7 +87,9 @@ class ResultWriter:
         assert j.outcome is not None
         async with asyncio.timeout_at(deadline), self.db.transaction() as s:
             written = await write_batch(s, worker, [j.outcome.result])
-            if j.id in written and self.notices is not None:
+            if j.id in written:
+                await record_statuses(s, [(j.id, j.outcome)])
+            if j.id in written and self.notices is not None and _requests([j]):
                 try:
                     async with s.begin_nested():
                         await self.notices(s, self.settings, _requests([j]))
