@@ -282,7 +282,11 @@ def _cong_van_subject(rows: Rows, tf: TextFacts, num_row: int | None) -> None:
 
 
 def _organ_start(line: str) -> bool:
+    """Whether the line starts a name: a head word ("SỞ", "TỔNG CỤC") followed by more, or a
+    whole name on its own ("CHÍNH PHỦ"); a lone "TRƯỜNG" or "VỤ" is the end of a wrapped name."""
     k = doctypes.key(line)
+    if " " not in k:
+        return k in ("ubnd", "hđnd") or k.startswith(("ubnd", "hđnd"))
     return any(k == h or k.startswith(h + " ") for h in _ORGAN_HEADS)
 
 
@@ -354,24 +358,35 @@ def _place_date(
             if _VV.match(cell.text) or NUMBER_RE.match(cell.text) or doctypes.mark(cell.text):
                 continue
             texts.append(cell.text)
-    if _date_in(" ".join(texts), tf):
-        return
+    for i in range(len(texts)):  # the line starts a cell; it may run over the next ones
+        if _date_in(" ".join(texts[i : i + 3]), tf, anchored=True, first=len(texts[i])):
+            return
     for row in rows[: min(len(rows), 30)]:  # no header block: the first "Place, ngày …" line
         for cell in row:
             if _date_in(cell.text, tf, need_place=True):
                 return
 
 
-def _date_in(text: str, tf: TextFacts, need_place: bool = False) -> bool:
+def _date_in(
+    text: str, tf: TextFacts, need_place: bool = False, anchored: bool = False, first: int = 0
+) -> bool:
     text = _strip_motto(text)
-    for m in DATE_RE.finditer(text):
+    found = DATE_RE.match(text) if anchored else None
+    for m in [found] if anchored else DATE_RE.finditer(text):
+        if m is None:
+            break
         date = parse_date(m.group("d"), m.group("m") or m.group("m2"), m.group("y"))
-        if date is None or need_place and _place(m.group("place") or "", tf) is None:
+        bad_place = _place(m.group("place") or "", tf) is None
+        if anchored and m.group("place") and m.end("place") > first:
+            continue  # the place is in the cell that starts the line, not across cells
+        if date is None or bad_place and (need_place or anchored and m.group("place")):
             continue
         tf.date = date
         tf.place = _place(m.group("place") or "", tf)
         return True
-    m = _PLACE_ONLY.search(text)  # a draft: "Hà Nội, ngày     tháng     năm 2024"
+    m = (_PLACE_ONLY.match if anchored else _PLACE_ONLY.search)(
+        text
+    )  # a draft: "Hà Nội, ngày     tháng     năm 2024"
     if m and tf.place is None:
         tf.place = _place(m.group("place"), tf)
     return False
@@ -415,7 +430,7 @@ def _kinh_gui(flat: list[tuple[int, Cell]], tf: TextFacts) -> None:
             continue
         rest = cell.text.split(":", 1)[1].strip() if ":" in cell.text else cell.text[8:].strip()
         items = [rest] if rest else []
-        last_row, x0 = row_i, cell.x0
+        last_row, x0, prev_x1 = row_i, cell.x0, cell.x1
         for next_row, nxt in flat[idx + 1 :]:
             if next_row > last_row + 1:
                 break
@@ -426,13 +441,13 @@ def _kinh_gui(flat: list[tuple[int, Cell]], tf: TextFacts) -> None:
                 items
                 and not items[-1].rstrip().endswith((";", ".", ":"))
                 and not _BODY_START.match(text)
-                and (nxt.x1 < 0.8 or text.rstrip().endswith((";", ".")))
-                and nxt.x0 >= x0 - 0.02
+                and (prev_x1 > 0.75 or nxt.x1 < 0.8 or text.rstrip().endswith((";", ".")))
+                and nxt.x0 >= x0 - 0.06
             ):
-                items[-1] = f"{items[-1]} {text}"
+                items[-1] = f"{items[-1]} {text}"  # a name wrapped by the layout
             else:
                 break
-            last_row = next_row
+            last_row, prev_x1 = next_row, nxt.x1
         for item in items:
             tf.kinh_gui.extend(i for i in (_clean_item(x) for x in _split_items(item)) if i)
         return
@@ -510,4 +525,6 @@ def _signer(rows: Rows, tf: TextFacts, nn_row: int | None, layout: bool) -> None
             break
     if block and COMPETENCE_RE.match(block[0]):
         tf.competence = block.pop(0)
+        if len(block) >= 2 and " " not in block[0].strip():
+            tf.competence += " " + block.pop(0)  # "KT. BỘ TRƯỞNG, CHỦ" / "NHIỆM" wrapped
     tf.position = " ".join(block) or None

@@ -23,11 +23,13 @@ _DATE = re.compile(
 )
 _DATE_LEAD = re.compile(r"(?:ngày|thứ\s+\w+\s*,?|,)\s*$", re.I)
 _PLACE_LABEL = re.compile(r"(?:Địa\s*điểm|Nơi\s+họp|Địa\s*chỉ\s+họp)\s*:\s*", re.I)
-_STOP = re.compile(
-    r"(?:\s(?:[\divxIVX]{1,3}[.)]|[-–+•])\s*)?\b(?:Thành phần|Nội dung|Thời gian|Chủ trì|Kính mời|"
-    r"Đề nghị|Trân trọng|Đại biểu|Thành viên|Lưu ý|Liên hệ|Nơi nhận)\b",
+# Items of a numbered or dashed list ("3. Thành phần: …") end the place with their number.
+_STOP_ITEM = re.compile(
+    r"(?:\s(?:[\divxIVXa-e]{1,3}[.)/]|[-–+•]))?\s*\b(?:Thành phần|Nội dung|Thời gian|Chủ trì|"
+    r"Thành viên|Lưu ý|Liên hệ|Nơi nhận)\b",
     re.I,
 )
+_STOP = re.compile(r"\b(?:Kính mời|Đề nghị|Trân trọng|Đại biểu|Rất mong)\b", re.I)
 _SENTENCE_END = re.compile(r"(?<!\bTP)(?<!\bTp)(?<!\b[A-ZĐ])[.;](?=\s|$)|\s[-–]\s(?=[A-ZĐ])")
 
 
@@ -82,9 +84,10 @@ def _start(text: str, default_year: int | None) -> tuple[dt.datetime | None, int
 
 
 def _clip(text: str) -> str | None:
-    stop = _STOP.search(text)
-    if stop:
-        text = text[: stop.start()]
+    for stop_re in (_STOP_ITEM, _STOP):
+        stop = stop_re.search(text)
+        if stop:
+            text = text[: stop.start()]
     end = _SENTENCE_END.search(text)
     if end:
         text = text[: end.start()]

@@ -90,7 +90,11 @@ def _pdfium_page_rows(page: object) -> Rows:
         runs: list[tuple[float, float, float, float, str]] = []
         for i in range(textpage.count_rects()):
             left, bottom, right, top = textpage.get_rect(i)
-            text = nfc(" ".join(textpage.get_text_bounded(left, bottom, right, top).split()))
+            raw = textpage.get_text_bounded(left, bottom, right, top).replace("\x02", "-")
+            # A stacked diacritic of the line above or below ("Ộ") can reach into the box and
+            # come back after a line break: the run is the longest piece.
+            raw = max(raw.split("\r\n"), key=len) if "\r\n" in raw else raw
+            text = nfc(" ".join(raw.split()))
             if text:
                 runs.append((left, bottom, right, top, text))
     finally:
@@ -107,9 +111,13 @@ def _pdfium_page_rows(page: object) -> Rows:
         lines.append([run])
     rows: Rows = []
     prev_bottom: float | None = None
+    heights = sorted(r[3] - r[1] for r in runs)
+    typical = heights[len(heights) // 2] if heights else 10.0
     for line in lines:
         line.sort(key=lambda r: r[0])
-        height = max(r[3] - r[1] for r in line) or 10.0
+        # boxes are tight around the glyphs ("vụ" is shorter than "Dự"): never below the
+        # page's typical line height
+        height = max(max(r[3] - r[1] for r in line), typical)
         top = max(r[3] for r in line)
         if prev_bottom is not None and prev_bottom - top > 0.6 * height:
             rows.append([])

@@ -299,6 +299,11 @@ class DocumentFactsInfo:
     recipients: list[str]
     agency_codes: list[str]
     sources: dict[str, Any]
+    parent_issuer: str | None = None
+    signer_position: str | None = None
+    signer_competence: str | None = None
+    meeting_start: dt.datetime | None = None
+    meeting_place: str | None = None
 
 
 @dataclass
@@ -454,6 +459,11 @@ async def message_detail(session: AsyncSession, message_id: int) -> MessageDetai
                     recipients=list(d.recipients or []),
                     agency_codes=list(d.agency_codes or []),
                     sources=dict(d.sources or {}),
+                    parent_issuer=d.parent_issuer,
+                    signer_position=d.signer_position,
+                    signer_competence=d.signer_competence,
+                    meeting_start=d.meeting_start,
+                    meeting_place=d.meeting_place,
                 ),
                 confidence=dict(d.confidence or {}),
                 flags=list(d.flags or []),
