@@ -282,6 +282,9 @@ class SignatureInfo:
     detail: str | None
 
 
+_VN_TIME = dt.timezone(dt.timedelta(hours=7))
+
+
 @dataclass
 class DocumentFactsInfo:
     kind: str | None
@@ -462,7 +465,8 @@ async def message_detail(session: AsyncSession, message_id: int) -> MessageDetai
                     parent_issuer=d.parent_issuer,
                     signer_position=d.signer_position,
                     signer_competence=d.signer_competence,
-                    meeting_start=d.meeting_start,
+                    # meetings are stated in Vietnam time (UTC+7), and shown so
+                    meeting_start=d.meeting_start.astimezone(_VN_TIME) if d.meeting_start else None,
                     meeting_place=d.meeting_place,
                 ),
                 confidence=dict(d.confidence or {}),

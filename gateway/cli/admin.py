@@ -281,7 +281,7 @@ def _print_detail(m: Any) -> None:
             ("Kind", f.kind),
             ("Number", ident),
             ("Issuer", f.issuer),
-            ("Parent issuer", f.parent_issuer),
+            ("Parent organ", f.parent_issuer),
             ("Place, date", ", ".join(str(x) for x in (f.place, f.date) if x)),
             ("Subject", f.subject),
             (
@@ -289,7 +289,7 @@ def _print_detail(m: Any) -> None:
                 ", ".join(x for x in (f.signer_competence, f.signer_position, f.signer) if x),
             ),
             ("Meeting", f.meeting_start.isoformat() if f.meeting_start else None),
-            ("Meeting place", f.meeting_place),
+            ("Venue", f.meeting_place),
             ("Urgency", f.urgency),
             ("Secrecy", f.secrecy),
             ("Recipients", "; ".join(f.recipients)),
