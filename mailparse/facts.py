@@ -39,7 +39,7 @@ _MOTTO = (
     doctypes.key("Độc lập - Tự do - Hạnh phúc"),
 )
 _MOTTO_WORDS = set(" ".join(_MOTTO).replace("-", " ").split())
-_NAME_WORD = re.compile(r"^[A-ZĐÀ-Ỹ][a-zđà-ỹ]+$")
+_NAME_WORD = re.compile(r"^[A-ZĐÀ-Ỹ][a-zđà-ỹ]*$")
 _VV = re.compile(r"^(V/v|V/V|v/v|Về việc|VỀ VIỆC)\b")
 _LIST_DASH = ("-", "–", "+", "•", "*")
 
