@@ -31,8 +31,9 @@ DATE_RE = re.compile(
 _PLACE_ONLY = re.compile(r"(?P<place>[^,;:\d]{2,60}?)\s*,\s*ngày\s*(?:[.…_ ]|tháng)", re.I)
 COMPETENCE_RE = re.compile(r"^(TM|KT|TL|TUQ|Q)\s*\.\s*\S")
 _BODY_START = re.compile(
-    r"^(Căn cứ|Kính gửi|Thực hiện|Theo |Trong |Nhằm|Để |Điều \d|Chương |Phần |Xét |I\.|1\.)", re.I
-)
+    r"^(Căn cứ|Kính gửi|Thực hiện|Theo |Trong |Nhằm|Để |Điều \d|Chương |Phần |Xét |I\.|1\.|"
+    r"Ngày \d|Hôm nay|Vừa qua|Sau khi|Qua |Vào )"
+)  # case matters: a wrapped subject may go on with "thực hiện …"
 _FIRST_BODY_START = re.compile(r"^(Căn cứ|Kính gửi)", re.I)
 _MOTTO = (
     doctypes.key("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"),
@@ -228,6 +229,7 @@ def _title(rows: Rows, tf: TextFacts, num_row: int | None) -> int | None:
 
 def _subject_after(rows: Rows, title_row: int) -> str | None:
     parts: list[str] = []
+    whole_paragraph = False
     for row in rows[title_row + 1 : title_row + 10]:
         cells = [c for c in row if not doctypes.mark(c.text)]
         if not cells:
@@ -238,11 +240,12 @@ def _subject_after(rows: Rows, title_row: int) -> str | None:
         starter = _BODY_START if parts else _FIRST_BODY_START
         if starter.match(text) or _is_rule(text):
             break
-        if parts and _is_upper(text) and not _is_upper(parts[-1]):
-            break  # the authority line ("ỦY BAN NHÂN DÂN TỈNH …") under the subject
+        if parts and _is_upper(text) != _is_upper(parts[-1]):
+            break  # the authority line ("ỦY BAN NHÂN DÂN TỈNH …") or the body under it
+        if whole_paragraph and not cells[0].wrapped and len(text) > 160:
+            break  # a Word paragraph this long after the subject is the body
         parts.append(text)
-        if all(c.x0 == 0.0 and c.x1 == 1.0 for c in row):
-            break  # a Word paragraph is the whole subject
+        whole_paragraph = all(c.x0 == 0.0 and c.x1 == 1.0 for c in cells)
     return " ".join(parts) or None
 
 
@@ -387,7 +390,7 @@ def _date_in(
     m = (_PLACE_ONLY.match if anchored else _PLACE_ONLY.search)(
         text
     )  # a draft: "Hà Nội, ngày     tháng     năm 2024"
-    if m and tf.place is None:
+    if m and tf.place is None and not (anchored and m.end("place") > first):
         tf.place = _place(m.group("place"), tf)
     return False
 
@@ -437,12 +440,12 @@ def _kinh_gui(flat: list[tuple[int, Cell]], tf: TextFacts) -> None:
             text = nxt.text
             if text.startswith(_LIST_DASH):
                 items.append(text)
-            elif (
-                items
-                and not items[-1].rstrip().endswith((";", ".", ":"))
-                and not _BODY_START.match(text)
-                and (prev_x1 > 0.75 or nxt.x1 < 0.8 or text.rstrip().endswith((";", ".")))
-                and nxt.x0 >= x0 - 0.06
+            elif not items or _BODY_START.match(text) or nxt.x0 < x0 - 0.06:
+                break
+            elif items[-1].rstrip().endswith(";"):
+                items.append(text)  # "Kính gửi: A; B;" wrapped after "B;"
+            elif not items[-1].rstrip().endswith((".", ":")) and (
+                prev_x1 > 0.75 or nxt.x1 < 0.8 or text.rstrip().endswith((";", "."))
             ):
                 items[-1] = f"{items[-1]} {text}"  # a name wrapped by the layout
             else:
@@ -488,7 +491,9 @@ def _noi_nhan(rows: Rows, tf: TextFacts, layout: bool) -> int | None:
                 if text.startswith(_LIST_DASH):
                     items.append(text)
                 elif items and not items[-1].rstrip().endswith((";", ".")):
-                    items[-1] = f"{items[-1]} {text}"
+                    items[-1] = f"{items[-1]} {text}"  # a name wrapped in the middle
+                elif items and len(text) < 90:
+                    items.append(text)  # "- A; B;" wrapped after "A;"
                 else:
                     break
             found = [_clean_item(x) for item in items for x in _split_items(item)]

@@ -27,6 +27,9 @@ class Cell:
     text: str
     x0: float
     x1: float
+    # True when this line continues the paragraph of the line above it (a Word manual break):
+    # a Word paragraph is otherwise one whole element (a subject, a recipient).
+    wrapped: bool = False
 
     @property
     def col(self) -> str:
@@ -324,7 +327,7 @@ def docx_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
     for el in _block_items(body):
         if el.tag == _W + "p":
             lines = _para_lines(el)
-            rows.extend([Cell(t, 0.0, 1.0)] for t in lines)
+            rows.extend([Cell(t, 0.0, 1.0, wrapped=k > 0)] for k, t in enumerate(lines))
             if not lines:
                 rows.append([])
         else:

@@ -69,6 +69,8 @@ class LayoutDoc:
     number_split: bool = False
     date_break: bool = False
     rule_text: bool = False  # a typed "-------" under the issuer and the motto
+    subject_split: str = "none"  # none | break | paragraphs: how Word users wrap a subject
+    noi_nhan_breaks: bool = False  # the Nơi nhận list as one paragraph with manual breaks
 
     def truth(self) -> dict[str, Any]:
         recipients: list[str] = []
@@ -372,6 +374,8 @@ def generate(count: int = 48, seed: int = 20240516) -> list[LayoutDoc]:
             number_split=rng.random() < 0.1 and not draft,
             date_break=rng.random() < 0.15,
             rule_text=rng.random() < 0.3,
+            subject_split=rng.choice(("none", "none", "break", "paragraphs")),
+            noi_nhan_breaks=rng.random() < 0.3,
         )
         r = rng.random()
         if r < 0.08:
@@ -513,7 +517,15 @@ def make_docx(doc: LayoutDoc) -> bytes:
     para(None, "")
     if doc.kind != "Công văn":
         para(None, doc.kind.upper(), center, bold=True, size=14)
-        para(None, doc.subject, center, bold=True)
+        words = doc.subject.split()
+        halves = [" ".join(words[: len(words) // 2]), " ".join(words[len(words) // 2 :])]
+        if doc.subject_split == "break" and len(words) > 6:
+            para(None, "", center, bold=True, breaks=halves)
+        elif doc.subject_split == "paragraphs" and len(words) > 6:
+            for half in halves:
+                para(None, half, center, bold=True)
+        else:
+            para(None, doc.subject, center, bold=True)
         para(None, "")
     _docx_kinh_gui(doc, para, center)
     for line in doc.body:
@@ -525,9 +537,12 @@ def make_docx(doc: LayoutDoc) -> bytes:
     sig.autofit = False
     sig.rows[0].cells[0].width, sig.rows[0].cells[1].width = Cm(7), Cm(9)
     c = first(sig.cell(0, 0))
-    para(c, "Nơi nhận:", bold=True, italic=True, size=12)
-    for line in doc.noi_nhan_lines():
-        para(c, line, size=11)
+    if doc.noi_nhan_breaks:
+        para(c, "", size=11, breaks=["Nơi nhận:", *doc.noi_nhan_lines()])
+    else:
+        para(c, "Nơi nhận:", bold=True, italic=True, size=12)
+        for line in doc.noi_nhan_lines():
+            para(c, line, size=11)
     c = first(sig.cell(0, 1))
     if doc.competence:
         para(c, doc.competence, center, bold=True)
