@@ -325,9 +325,11 @@ def _header(rows: Rows, tf: TextFacts, end: int | None, layout: bool) -> None:
             if layout and cell.col == "R":
                 continue
             text = _strip_motto(cell.text) if not layout else cell.text
+            cut = doctypes.key(text).find(_MOTTO[0][:15])  # a typed line ran into the motto
+            text = text[:cut].strip() if cut > 0 else text
             if not text or _is_motto(text) or _is_rule(text) or doctypes.mark(text):
                 continue
-            if layout and cell.col == "F" and _motto_piece(text):
+            if _motto_piece(text):
                 continue
             if _is_upper(text) and not NUMBER_RE.match(text):
                 lines.append(" ".join(text.split()))

@@ -34,12 +34,12 @@ _SENTENCE_END = re.compile(r"(?<!\bTP)(?<!\bTp)(?<!\b[A-ZÄ])[.;](?=\s|$)|\s[-â€
 
 
 def _stream(rows: Rows) -> str:
-    """The page-wide and left-hand text in reading order, one space between lines."""
+    """The text in reading order, one space between lines (a numbered item's "1." and its
+    text may be cells of one row)."""
     parts: list[str] = []
     for row in rows:
         for cell in row:
-            if cell.col != "R" or len(row) == 1:
-                parts.append(cell.text)
+            parts.append(cell.text)
     return " ".join(" ".join(parts).split())
 
 

@@ -116,13 +116,20 @@ def _pdfium_page_rows(page: object) -> Rows:
     prev_bottom: float | None = None
     heights = sorted(r[3] - r[1] for r in runs)
     typical = heights[len(heights) // 2] if heights else 10.0
+    # Boxes are tight around the glyphs ("nạn" is shorter than "Dự"), so the gap between two
+    # lines of one paragraph varies by a few points; a paragraph gap is the usual gap between
+    # lines plus at least half a line.
+    gaps = sorted(
+        min(r[1] for r in a) - max(r[3] for r in b)
+        for a, b in zip(lines, lines[1:], strict=False)
+        if min(r[1] for r in a) - max(r[3] for r in b) > 0
+    )
+    usual = gaps[len(gaps) // 2] if gaps else 0.2 * typical
     for line in lines:
         line.sort(key=lambda r: r[0])
-        # boxes are tight around the glyphs ("vụ" is shorter than "Dự"): never below the
-        # page's typical line height
         height = max(max(r[3] - r[1] for r in line), typical)
         top = max(r[3] for r in line)
-        if prev_bottom is not None and prev_bottom - top > 0.6 * height:
+        if prev_bottom is not None and prev_bottom - top > usual + 0.55 * typical:
             rows.append([])
         prev_bottom = min(r[1] for r in line)
         cells: list[Cell] = []
@@ -229,18 +236,55 @@ def pdf_rows_pdfminer(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
         raise ExtractError(f"pdf_text_unreadable:{type(exc).__name__}") from None
 
 
-def _para_lines(p: etree._Element) -> list[str]:
+def _para_lines(p: etree._Element, keep_tabs: bool = False) -> list[str]:
     """A paragraph's text, one string per printed line: a manual break (``w:br``, Shift+Enter)
-    ends a line, as in "ỦY BAN NHÂN DÂN<br/>TỈNH TIỀN GIANG" typed in one header cell."""
+    ends a line, as in "ỦY BAN NHÂN DÂN<br/>TỈNH TIỀN GIANG" typed in one header cell. With
+    ``keep_tabs`` a tab stays a tab (typed two-column headers), else it is a space."""
     lines: list[list[str]] = [[]]
     for node in p.iter(_W + "t", _W + "tab", _W + "br", _W + "cr"):
         if node.tag == _W + "t":
             lines[-1].append(node.text or "")
         elif node.tag == _W + "tab":
-            lines[-1].append(" ")
+            parent = node.getparent()
+            if parent is None or parent.tag != _W + "tabs":  # not a tab-stop definition
+                lines[-1].append("\t" if keep_tabs else " ")
         elif node.get(_W + "type") in (None, "textWrapping"):
             lines.append([])
-    return [t for t in (nfc(" ".join("".join(parts).split())) for parts in lines) if t]
+    out = []
+    for parts in lines:
+        text = "".join(parts)
+        if keep_tabs:
+            text = "\t".join(" ".join(seg.split()) for seg in text.split("\t"))
+        else:
+            text = " ".join(text.split())
+        if text.strip():
+            out.append(nfc(text))
+    return out
+
+
+_NUMBERING = re.compile(r"^([\dIVXivxa-zđ]{1,4}[.)]|[-–+•*])$")
+
+
+def _tab_cells(line: str, wrapped: bool) -> list[Cell]:
+    """A typed line with tabs as cells: "ỦY BAN NHÂN DÂN<tab><tab>CỘNG HÒA …" is a left and
+    a right cell, "<tab><tab>Hà Nội, ngày …" a right one; a numbered item ("1.<tab>Thời gian")
+    and a long body line with a tab stay one page-wide cell."""
+    segs = [s.strip() for s in line.split("\t")]
+    parts = [s for s in segs if s]
+    plain = " ".join(parts)
+    if not parts:
+        return []
+    if len(parts) == 1:
+        lead = len(segs) - len(line.lstrip("\t").split("\t"))
+        if lead and len(plain) <= 70:
+            return [Cell(plain, 0.55, 0.98, wrapped)]
+        return [Cell(plain, 0.0, 1.0, wrapped)]
+    if len(parts) <= 3 and all(len(p) <= 70 for p in parts) and not _NUMBERING.match(parts[0]):
+        return [
+            Cell(parts[0], 0.02, 0.45, wrapped),
+            Cell(" ".join(parts[1:]), 0.55, 0.98, wrapped),
+        ]
+    return [Cell(plain, 0.0, 1.0, wrapped)]
 
 
 def _para_text(p: etree._Element) -> str:
@@ -326,8 +370,8 @@ def docx_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
         return rows
     for el in _block_items(body):
         if el.tag == _W + "p":
-            lines = _para_lines(el)
-            rows.extend([Cell(t, 0.0, 1.0, wrapped=k > 0)] for k, t in enumerate(lines))
+            lines = _para_lines(el, keep_tabs=True)
+            rows.extend(_tab_cells(t, k > 0) for k, t in enumerate(lines))
             if not lines:
                 rows.append([])
         else:

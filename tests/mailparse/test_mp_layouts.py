@@ -71,7 +71,7 @@ def _score(
 def test_the_generator_covers_the_layouts() -> None:
     assert len(DOCS) >= 40
     assert len({d.kind for d in DOCS}) >= 10
-    assert {d.layout for d in DOCS} == {"table", "single"}
+    assert {d.layout for d in DOCS} == {"table", "single", "typed"}
     assert any(d.organ.parent for d in DOCS) and any(" - " in d.organ.issuer for d in DOCS)
     assert any(len(d.organ.lines) == 2 and d.organ.parent is None for d in DOCS)
     assert any(d.number is None for d in DOCS) and any(d.number_split for d in DOCS)

@@ -63,7 +63,7 @@ class LayoutDoc:
     body: list[str] = field(default_factory=list)
     meeting_start: dt.datetime | None = None
     meeting_place: str | None = None
-    layout: str = "table"  # table | single
+    layout: str = "table"  # table | single | typed (two columns by centred tab stops)
     left_width: float = 0.42
     issuer_breaks: bool = False  # issuer lines as one paragraph with manual breaks
     number_split: bool = False
@@ -368,7 +368,7 @@ def generate(count: int = 48, seed: int = 20240516) -> list[LayoutDoc]:
             competence=comp,
             position=pos,
             name=_name(rng),
-            layout="single" if rng.random() < 0.2 else "table",
+            layout=rng.choice(("table", "table", "table", "single", "typed")),
             left_width=rng.choice((0.38, 0.42, 0.45, 0.5)),
             issuer_breaks=rng.random() < 0.3,
             number_split=rng.random() < 0.1 and not draft,
@@ -503,6 +503,31 @@ def make_docx(doc: LayoutDoc) -> bytes:
             para(c, "", center, italic=True, breaks=[pd_parts[0], "năm " + pd_parts[1]])
         else:
             para(c, pd, center, italic=True)
+    elif doc.layout == "typed":
+        from docx.enum.text import WD_TAB_ALIGNMENT
+
+        def typed(left: str, right: str, **kw: Any) -> None:
+            p = para(None, f"\t{left}\t{right}" if right else f"\t{left}", **kw)
+            stops = p.paragraph_format.tab_stops
+            stops.add_tab_stop(Cm(text_w * doc.left_width / 2), WD_TAB_ALIGNMENT.CENTER)
+            stops.add_tab_stop(Cm(text_w * (1 + doc.left_width) / 2), WD_TAB_ALIGNMENT.CENTER)
+
+        rights = [MOTTO_1, MOTTO_2]
+        for k in range(max(len(left_lines), 2)):
+            left = left_lines[k] if k < len(left_lines) else ""
+            right = rights[k] if k < 2 else ""
+            if left:
+                typed(left, right, size=11)
+            else:
+                p = para(None, f"\t\t{right}", size=11)
+                p.paragraph_format.tab_stops.add_tab_stop(
+                    Cm(text_w * (1 + doc.left_width) / 2), WD_TAB_ALIGNMENT.CENTER
+                )
+        typed(num, pd, size=11)
+        if doc.kind == "Công văn":
+            para(None, doc.subject, size=12)
+        for m in doc.marks():
+            para(None, m, bold=True)
     else:
         for k, line in enumerate(left_lines):
             para(None, line, bold=k == len(left_lines) - 1, size=12.5)
