@@ -213,13 +213,25 @@ def _number(rows: Rows, tf: TextFacts) -> int | None:
 # -- title and subject ---------------------------------------------------------------------
 
 
+_SPACED_TITLES = {doctypes.key(name).replace(" ", ""): name for name, _ in doctypes.ALL_TYPES}
+_LETTER_SPACED = re.compile(r"(?:\S\s+)+\S")
+
+
+def _title_kind(text: str) -> str | None:
+    """The type a title line names; also when printed letter-spaced ("Q U Y Ế T  Đ Ị N H")."""
+    kind = doctypes.type_by_title(text)
+    if kind is None and _LETTER_SPACED.fullmatch(text.strip(" :")):
+        kind = _SPACED_TITLES.get(doctypes.key(text.strip(" :")).replace(" ", ""))
+    return kind
+
+
 def _title(rows: Rows, tf: TextFacts, num_row: int | None) -> int | None:
     start = (num_row + 1) if num_row is not None else 0
     for i in range(start, min(len(rows), start + 25)):
         for cell in rows[i]:
             if not _is_upper(cell.text):
                 continue
-            kind = doctypes.type_by_title(cell.text)
+            kind = _title_kind(cell.text)
             if kind and kind != "Công văn":
                 tf.title_kind = kind
                 tf.subject = _subject_after(rows, i)

@@ -265,3 +265,19 @@ def test_meeting_lines(text: str, start: str, place: str) -> None:
 def test_no_meeting_in_an_ordinary_letter() -> None:
     text = "Đề nghị các đơn vị báo cáo trước ngày 30 tháng 6 năm 2024.\nTrân trọng./."
     assert read_meeting(rows_from_plain_text(text), 2024) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "title", ["QUYẾT ĐỊNH", "Q U Y Ế T   Đ Ị N H", "QUYẾT ĐỊNH:", "T Ờ  T R Ì N H"]
+)
+def test_title_plain_and_letter_spaced(title: str) -> None:
+    rows = doc(
+        ["ỦY BAN NHÂN DÂN", "TỈNH TIỀN GIANG"],
+        ["Số: 9/QĐ-UBND"],
+        ["Tiền Giang, ngày 1 tháng 4 năm 2022"],
+        full(title, "Về việc thành lập Tổ công tác", "", "Căn cứ Luật Tổ chức chính quyền;"),
+        SIGN,
+    )
+    tf = read(rows)
+    assert tf.title_kind == ("Tờ trình" if "T Ờ" in title else "Quyết định")
+    assert tf.subject == "Về việc thành lập Tổ công tác"
