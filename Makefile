@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Real servers the tests talk to, the font the test documents are typeset with, and the
 # browser the admin pages are tested in (driven by playwright's Python API, never its downloads).
-DEB_PACKAGES := postfix dovecot-imapd dovecot-lmtpd swaks libnet-ssleay-perl openssl fonts-dejavu-core ca-certificates chromium
+DEB_PACKAGES := postfix dovecot-imapd dovecot-lmtpd swaks libnet-ssleay-perl openssl fonts-dejavu-core ca-certificates chromium libreoffice-writer-nogui
 PYTEST_ARGS ?=
 
 .PHONY: run test install debs lint format bench example clean

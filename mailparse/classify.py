@@ -121,10 +121,12 @@ def _from_edxml(att: Attachment, facts: DocumentFacts) -> None:
 def _set_signer(
     facts: DocumentFacts, comp: str | None, pos: str | None, name: str | None, src: str, conf: float
 ) -> None:
-    if "signer" in facts.sources or not (name or pos):
+    """``signer`` is the name; position and competence prefix are facts of their own."""
+    if "signer" in facts.sources or "signer_position" in facts.sources or not (name or pos):
         return
-    facts.signer_competence, facts.signer_position, facts.signer_name = comp, pos, name
-    facts.set("signer", ", ".join(p for p in (comp, pos, name) if p), src, conf)
+    facts.set("signer", name, src, conf)
+    facts.set("signer_position", pos, src, conf)
+    facts.set("signer_competence", comp, src, conf)
 
 
 # -- document text -------------------------------------------------------------------------
@@ -159,6 +161,8 @@ def _apply_text(tf: TextFacts, facts: DocumentFacts) -> None:
     facts.set("year", tf.year, src, C_TEXT)
     facts.set("notation", tf.notation, src, C_TEXT)
     facts.set("issuer", tf.issuer, src, C_INFER)
+    if "issuer" in facts.sources and facts.sources["issuer"] == src:
+        facts.set("parent_issuer", tf.parent_issuer, src, C_INFER)
     facts.set("place", tf.place, src, C_TEXT)
     facts.set("date", tf.date, src, C_TEXT)
     facts.set("subject", tf.subject, src, C_TEXT)
@@ -171,6 +175,8 @@ def _apply_text(tf: TextFacts, facts: DocumentFacts) -> None:
             recipients.append(item)
     facts.set("recipients", recipients, src, C_TEXT)
     facts.set("agency_codes", tf.agency_codes, src, C_TEXT)
+    facts.set("meeting_start", tf.meeting_start, src, C_TEXT)
+    facts.set("meeting_place", tf.meeting_place, src, C_TEXT)
 
 
 # -- filename and mail ---------------------------------------------------------------------

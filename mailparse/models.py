@@ -13,14 +13,19 @@ FACT_NAMES: tuple[str, ...] = (
     "year",
     "notation",
     "issuer",
+    "parent_issuer",
     "place",
     "date",
     "subject",
     "signer",
+    "signer_position",
+    "signer_competence",
     "urgency",
     "secrecy",
     "recipients",
     "agency_codes",
+    "meeting_start",
+    "meeting_place",
 )
 
 
@@ -98,21 +103,24 @@ class DocumentFacts:
     year: int | None = None
     notation: str | None = None
     issuer: str | None = None
+    # The organ printed above a subordinate issuer ("BỘ TÀI CHÍNH" over "TỔNG CỤC THUẾ").
+    parent_issuer: str | None = None
     place: str | None = None
     date: dt.date | None = None
     subject: str | None = None
-    signer: str | None = None
+    signer: str | None = None  # the signer's name
+    signer_position: str | None = None
+    signer_competence: str | None = None  # "KT. CHỦ TỊCH", "TM. ỦY BAN NHÂN DÂN", …
     urgency: str | None = None
     secrecy: str | None = None
     recipients: list[str] = field(default_factory=list)
     agency_codes: list[str] = field(default_factory=list)
+    # Giấy mời only: when (Vietnam time) and where the meeting is.
+    meeting_start: dt.datetime | None = None
+    meeting_place: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
     confidence: dict[str, float] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
-    # Parts of ``signer`` kept apart for callers that want them (not in the JSON contract).
-    signer_competence: str | None = None
-    signer_position: str | None = None
-    signer_name: str | None = None
     # edXML only: the organ codes of the sender and the addressees.
     from_code: str | None = None
     to_codes: list[str] = field(default_factory=list)
@@ -136,13 +144,18 @@ class DocumentFacts:
             "year": self.year,
             "notation": self.notation,
             "issuer": self.issuer,
+            "parent_issuer": self.parent_issuer,
             "place": self.place,
             "date": self.date.isoformat() if self.date else None,
             "subject": self.subject,
             "signer": self.signer,
+            "signer_position": self.signer_position,
+            "signer_competence": self.signer_competence,
             "urgency": self.urgency,
             "secrecy": self.secrecy,
             "recipients": list(self.recipients),
             "agency_codes": list(self.agency_codes),
+            "meeting_start": self.meeting_start.isoformat() if self.meeting_start else None,
+            "meeting_place": self.meeting_place,
             "sources": dict(self.sources),
         }

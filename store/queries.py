@@ -267,6 +267,10 @@ class EventInfo:
 
 
 @dataclass
+_VN_TIME = dt.timezone(dt.timedelta(hours=7))
+
+
+@dataclass
 class DocumentFactsInfo:
     kind: str | None
     kind_abbr: str | None
@@ -283,6 +287,11 @@ class DocumentFactsInfo:
     recipients: list[str]
     agency_codes: list[str]
     sources: dict[str, Any]
+    parent_issuer: str | None = None
+    signer_position: str | None = None
+    signer_competence: str | None = None
+    meeting_start: dt.datetime | None = None
+    meeting_place: str | None = None
 
 
 @dataclass
@@ -425,6 +434,12 @@ async def message_detail(session: AsyncSession, message_id: int) -> MessageDetai
                     recipients=list(d.recipients or []),
                     agency_codes=list(d.agency_codes or []),
                     sources=dict(d.sources or {}),
+                    parent_issuer=d.parent_issuer,
+                    signer_position=d.signer_position,
+                    signer_competence=d.signer_competence,
+                    # meetings are stated in Vietnam time (UTC+7), and shown so
+                    meeting_start=d.meeting_start.astimezone(_VN_TIME) if d.meeting_start else None,
+                    meeting_place=d.meeting_place,
                 ),
                 confidence=dict(d.confidence or {}),
                 flags=list(d.flags or []),

@@ -190,6 +190,7 @@ def batch_params(worker: str, results: Sequence[MessageResult]) -> dict[str, Any
                 p[f"d_{col}"].append(facts.get(col))
             p["d_year"].append(facts.get("year"))
             p["d_doc_date"].append(facts.get("doc_date"))
+            p["d_meeting_start"].append(facts.get("meeting_start"))
             for col in ("recipients", "agency_codes"):
                 p[f"d_{col}"].append(_json(list(facts.get(col) or [])))
             p["d_sources"].append(_json(doc.sources))
@@ -239,6 +240,10 @@ _TEXT_FACTS = (
     "signer",
     "urgency",
     "secrecy",
+    "parent_issuer",
+    "signer_position",
+    "signer_competence",
+    "meeting_place",
 )
 _SIGNATURE_COLUMNS = signatures.COLUMNS
 _SIGNATURE_TYPES = {"signing_time": "timestamptz", "covers_whole_file": "boolean"}
@@ -263,6 +268,7 @@ _ARRAYS: dict[str, str] = {
     **{f"d_{c}": "text" for c in _TEXT_FACTS},
     "d_year": "integer",
     "d_doc_date": "date",
+    "d_meeting_start": "timestamptz",
     "d_recipients": "text",
     "d_agency_codes": "text",
     "d_sources": "text",
@@ -340,11 +346,12 @@ WITH owned AS (
 ), new_docs AS (
     INSERT INTO documents (
         id, message_id, part_path, filename, declared_type, detected_type, size, sha256,
-        verdict, {", ".join(_TEXT_FACTS)}, year, doc_date, recipients, agency_codes,
-        sources, confidence, flags, defects, e_document
+        verdict, {", ".join(_TEXT_FACTS)}, year, doc_date, meeting_start, recipients,
+        agency_codes, sources, confidence, flags, defects, e_document
     )
     SELECT d.id, d.message, d.part, d.filename, d.declared, d.detected, d.size, d.sha256,
-           d.verdict, {_FACT_SQL}, d.year, d.doc_date, {_text_array("recipients")},
+           d.verdict, {_FACT_SQL}, d.year, d.doc_date, d.meeting_start,
+           {_text_array("recipients")},
            {_text_array("agency_codes")}, CAST(d.sources AS jsonb),
            CAST(d.confidence AS jsonb), {_text_array("flags")}, {_text_array("defects")},
            CAST(d.e_document AS jsonb)

@@ -86,6 +86,11 @@ class FactsOut(Out):
     recipients: list[str]
     agency_codes: list[str]
     sources: dict[str, Any]
+    parent_issuer: str | None = None
+    signer_position: str | None = None
+    signer_competence: str | None = None
+    meeting_start: dt.datetime | None = None
+    meeting_place: str | None = None
 
 
 class EDocumentOut(Out):

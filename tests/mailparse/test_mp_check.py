@@ -21,6 +21,7 @@ REPORT_KEYS = {
 FACT_KEYS = {
     "kind", "kind_abbr", "number", "year", "notation", "issuer", "place", "date", "subject",
     "signer", "urgency", "secrecy", "recipients", "agency_codes", "sources",
+    "parent_issuer", "signer_position", "signer_competence", "meeting_start", "meeting_place",
 }  # fmt: skip
 
 

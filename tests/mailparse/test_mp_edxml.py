@@ -98,7 +98,11 @@ def test_axis_sample_facts_come_from_the_header() -> None:
         and d["urgency"] == "Hỏa tốc"
         and d["issuer"] == "Văn phòng Chính phủ"
     )
-    assert d["signer"] == "KT. BỘ TRƯỞNG, CHỦ NHIỆM, PHÓ CHỦ NHIỆM, Nguyễn Văn A"
+    assert (d["signer"], d["signer_position"], d["signer_competence"]) == (
+        "Nguyễn Văn A",
+        "PHÓ CHỦ NHIỆM",
+        "KT. BỘ TRƯỞNG, CHỦ NHIỆM",
+    )
     assert d["agency_codes"] == ["000.00.00.H53", "28.22.H17"]
     assert facts.to_codes == ["000.00.00.H53", "28.22.H17"] and facts.from_code == "000.00.00.G22"
     assert set(d["sources"].values()) == {"edxml"}

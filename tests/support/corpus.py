@@ -54,13 +54,21 @@ class DocSpec:
 
     @property
     def issuer(self) -> str:
+        """The last organ; a bare "ỦY BAN NHÂN DÂN" / "HỘI ĐỒNG NHÂN DÂN" line and the
+        locality under it are one name."""
+        if len(self.issuer_lines) == 2 and self.issuer_lines[0].endswith("NHÂN DÂN"):
+            return " ".join(self.issuer_lines)
         return self.issuer_lines[-1]
 
     @property
+    def parent_issuer(self) -> str | None:
+        if len(self.issuer_lines) == 2 and self.issuer_lines[0].endswith("NHÂN DÂN"):
+            return None
+        return self.issuer_lines[-2] if len(self.issuer_lines) > 1 else None
+
+    @property
     def signer(self) -> str:
-        return ", ".join(
-            p for p in (self.signer_competence, self.signer_position, self.signer_name) if p
-        )
+        return self.signer_name
 
     @property
     def printed_number(self) -> str:
@@ -105,14 +113,19 @@ class DocSpec:
             "year": self.year,
             "notation": self.notation,
             "issuer": self.issuer,
+            "parent_issuer": self.parent_issuer,
             "place": self.place,
             "date": self.date.isoformat() if self.date else None,
             "subject": self.subject,
             "signer": self.signer,
+            "signer_position": self.signer_position or None,
+            "signer_competence": self.signer_competence,
             "urgency": self.urgency,
             "secrecy": self.secrecy,
             "recipients": self.recipients,
             "agency_codes": list(self.agency_codes),
+            "meeting_start": None,
+            "meeting_place": None,
         }
 
     def filename(self, ext: str) -> str:
