@@ -266,7 +266,6 @@ class EventInfo:
     detail: dict[str, Any]
 
 
-@dataclass
 _VN_TIME = dt.timezone(dt.timedelta(hours=7))
 
 
