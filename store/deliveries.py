@@ -49,6 +49,7 @@ class ClaimedDelivery:
     subject: str | None
     raw: bytes | None = None  # the message, when small enough to come with the claim
     doc_verdicts: tuple[str | None, ...] | None = None  # None: not read with the claim
+    auth_results: dict[str, Any] | None = None  # inbound SPF/DKIM/DMARC; None: unchecked
 
     @property
     def destination(self) -> str:
@@ -153,6 +154,7 @@ async def claim_due(
                 Message.subject,
                 case((Message.size <= inline_raw, Message.raw), else_=None).label("raw"),
                 verdicts.label("doc_verdicts"),
+                Message.auth_results,
             )
             .select_from(claimed)
             .join(Message, Message.id == claimed.c.message_id)

@@ -77,6 +77,8 @@ class Message(Base):
     urgency: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     duplicate_of: Mapped[int | None] = mapped_column(BigInteger)
+    # SPF/DKIM/DMARC of an unauthenticated outside client (gateway.senderauth); None: unchecked
+    auth_results: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     claimed_by: Mapped[str | None] = mapped_column(Text)
     claimed_until: Mapped[dt.datetime | None] = mapped_column(TS)

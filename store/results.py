@@ -95,6 +95,7 @@ class ClaimedMessage:
     rcpt_to: list[str]
     size: int
     raw: bytes | None  # None when larger than the claim's inline limit: read it alone
+    auth_results: dict[str, Any] | None = None  # inbound SPF/DKIM/DMARC (gateway.senderauth)
 
 
 async def claim_received(
@@ -119,10 +120,14 @@ async def claim_received(
             Message.rcpt_to,
             Message.size,
             case((Message.size <= inline_max, Message.raw), else_=None),
+            Message.auth_results,
         ],
     )
     return sorted(
-        (ClaimedMessage(r[0], r[1], r[2], r[3] or "", list(r[4] or []), r[5], r[6]) for r in rows),
+        (
+            ClaimedMessage(r[0], r[1], r[2], r[3] or "", list(r[4] or []), r[5], r[6], r[7])
+            for r in rows
+        ),
         key=lambda m: m.id,
     )
 

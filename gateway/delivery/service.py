@@ -20,9 +20,10 @@ import socket
 from config import Settings
 from gateway.delivery.connections import Connections
 from gateway.delivery.outcome import apply_delivered, apply_outcome
-from gateway.delivery.route import MxResolver, RouteInput, resolve, split_hostport
+from gateway.delivery.route import RouteInput, resolve, shared_resolver
 from gateway.delivery.smtp import Result, Timeouts, TlsContexts
 from gateway.delivery.trace import line_ending, trace_headers
+from gateway.senderauth.results import strip_own_results
 from gateway.waker import Waker
 from store import deliveries as repo
 from store.db import CHANNEL_DELIVERIES, Database, asyncpg_dsn
@@ -51,7 +52,7 @@ class DeliveryService:
         )
         self.contexts: TlsContexts | None = None
         self.connections = Connections(max_idle=s.concurrency_per_destination)
-        self.mx = MxResolver([split_hostport(x, 53) for x in s.dns_servers])
+        self.mx = shared_resolver(s.dns_servers)
         self.waker = Waker(asyncpg_dsn(db.url), [CHANNEL_DELIVERIES])
         self._claimed: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -193,6 +194,8 @@ class DeliveryService:
             async with self.db.transaction() as session:
                 raw = await repo.message_raw(session, d.message_id)
                 verdicts = await repo.document_verdicts(session, d.message_id)
+        # a client's Authentication-Results in the gateway's name is a forgery (RFC 8601 §5)
+        raw = strip_own_results(raw, s.gateway.hostname)
         data = (
             trace_headers(
                 hostname=s.gateway.hostname,
@@ -204,6 +207,7 @@ class DeliveryService:
                 message_verdict=d.verdict,
                 document_verdicts=verdicts,
                 eol=line_ending(raw),
+                auth_results=d.auth_results,
             )
             + raw
         )

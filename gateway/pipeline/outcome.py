@@ -21,6 +21,7 @@ from gateway.pipeline.routing import (
     priority_of,
     route,
 )
+from gateway.pipeline.senderpolicy import with_sender_findings
 from signing import SignatureReport, aggregate
 from store.results import DeliveryRow, DocumentRow, MessageResult, SignatureRow
 
@@ -33,6 +34,7 @@ class Envelope:
     source: str
     mail_from: str
     rcpt_to: Sequence[str]
+    auth_results: dict[str, Any] | None = None  # inbound SPF/DKIM/DMARC, None: unchecked
 
 
 @dataclass
@@ -126,7 +128,9 @@ def build_outcome(
                 kind=None,
             )
         )
-    decision = decide(checks, settings.policy, message_verdict=message_verdict)
+    decision = with_sender_findings(
+        decide(checks, settings.policy, message_verdict=message_verdict), env.auth_results
+    )
 
     events: list[tuple[str, dict[str, Any]]] = [
         (

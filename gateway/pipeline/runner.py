@@ -439,7 +439,9 @@ class Pipeline:
         for j in jobs:
             if j.analysis is None or j.error is not None:
                 continue
-            env = Envelope(j.id, j.msg.source, j.msg.mail_from, j.msg.rcpt_to)
+            env = Envelope(
+                j.id, j.msg.source, j.msg.mail_from, j.msg.rcpt_to, j.msg.auth_results
+            )
             try:
                 j.outcome = build_outcome(
                     env, j.analysis, j.reports, j.smime, agencies, self.settings
@@ -603,6 +605,7 @@ class Pipeline:
                         Message.rcpt_to,
                         Message.size,
                         Message.raw,
+                        Message.auth_results,
                     ).where(Message.id == message_id)
                 )
             ).one()
@@ -614,6 +617,7 @@ class Pipeline:
             list(row.rcpt_to or []),
             row.size,
             row.raw,
+            row.auth_results,
         )
         job = _Job(msg, self.spool_root / f"{message_id}-{uuid.uuid4().hex[:12]}")
         deadline = asyncio.get_running_loop().time() + self.lease.total_seconds() * 0.9

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from config import Settings, split_listen
+from gateway.delivery.route import shared_resolver
 from gateway.smtp.auth import SubmitAuthenticator
 from gateway.smtp.authlimit import AuthFailures, ConnectionLimiter
 from gateway.smtp.commit import Committer
@@ -84,6 +85,7 @@ class SmtpListener:
             committer=self.committer,
             authenticator=SubmitAuthenticator(self.db),
             auth_failures=AuthFailures(s.smtp.auth_failures_per_minute),
+            resolver=shared_resolver(s.delivery.dns_servers),
         )
         limiter = ConnectionLimiter(s.smtp.max_connections, s.smtp.max_connections_per_ip)
         for name, listen, submission in (
