@@ -21,7 +21,7 @@ from gateway.pipeline.routing import (
     priority_of,
     route,
 )
-from gateway.pipeline.senderpolicy import with_sender_findings
+from gateway.pipeline.senderpolicy import sender_findings, with_sender_findings
 from signing import SignatureReport, aggregate
 from store.results import DeliveryRow, DocumentRow, MessageResult, SignatureRow
 
@@ -35,6 +35,7 @@ class Envelope:
     mail_from: str
     rcpt_to: Sequence[str]
     auth_results: dict[str, Any] | None = None  # inbound SPF/DKIM/DMARC, None: unchecked
+    header_from: str | None = None
 
 
 @dataclass
@@ -128,8 +129,14 @@ def build_outcome(
                 kind=None,
             )
         )
+    sender = sender_findings(
+        env.auth_results,
+        env.header_from,
+        carries_documents=any(c.is_document for c in checks),
+        policy=settings.policy,
+    )
     decision = with_sender_findings(
-        decide(checks, settings.policy, message_verdict=message_verdict), env.auth_results
+        decide(checks, settings.policy, message_verdict=message_verdict), sender
     )
 
     events: list[tuple[str, dict[str, Any]]] = [
@@ -153,6 +160,7 @@ def build_outcome(
                 "documents": {d.part_path: verdict_of[d.index] for d in docs},
                 "smime": smime_verdict,
                 "signatures": sum(len(v) for v in reports.values()) + len(smime_reports),
+                **({"flags": sender.flags} if sender.flags else {}),
             },
         ),
     ]

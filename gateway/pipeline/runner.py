@@ -440,7 +440,12 @@ class Pipeline:
             if j.analysis is None or j.error is not None:
                 continue
             env = Envelope(
-                j.id, j.msg.source, j.msg.mail_from, j.msg.rcpt_to, j.msg.auth_results
+                j.id,
+                j.msg.source,
+                j.msg.mail_from,
+                j.msg.rcpt_to,
+                j.msg.auth_results,
+                j.msg.header_from,
             )
             try:
                 j.outcome = build_outcome(
@@ -606,6 +611,7 @@ class Pipeline:
                         Message.size,
                         Message.raw,
                         Message.auth_results,
+                        Message.header_from,
                     ).where(Message.id == message_id)
                 )
             ).one()
@@ -618,6 +624,7 @@ class Pipeline:
             row.size,
             row.raw,
             row.auth_results,
+            row.header_from,
         )
         job = _Job(msg, self.spool_root / f"{message_id}-{uuid.uuid4().hex[:12]}")
         deadline = asyncio.get_running_loop().time() + self.lease.total_seconds() * 0.9

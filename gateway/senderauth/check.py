@@ -91,5 +91,6 @@ async def check_sender(
         dmarc=outcome.result,
         from_domain=outcome.from_domain,
         dmarc_policy=outcome.policy,
+        from_aligned=outcome.aligned,
         reason=outcome.reason,
     )

@@ -98,6 +98,7 @@ class DmarcOutcome:
     policy: str  # the p= or sp= that applies ('' when no record)
     from_domain: str
     reason: str
+    aligned: bool = False  # SPF or DKIM passed for the From domain (relaxed without a record)
 
 
 async def evaluate(
@@ -119,12 +120,15 @@ async def evaluate(
     except DnsTempError as e:
         return DmarcOutcome("temperror", "", domain, f"DMARC record look-up failed: {e}")
     if record is None:
-        return DmarcOutcome("none", "", domain, f"{domain} publishes no DMARC record")
+        ok = any(k.result == "pass" and aligned(k.domain, domain, "r") for k in dkim) or (
+            spf == "pass" and aligned(spf_domain, domain, "r")
+        )
+        return DmarcOutcome("none", "", domain, f"{domain} publishes no DMARC record", ok)
     policy = record.p if record.found_at == domain else record.sp
     if any(k.result == "pass" and aligned(k.domain, domain, record.adkim) for k in dkim):
-        return DmarcOutcome("pass", policy, domain, "aligned DKIM signature")
+        return DmarcOutcome("pass", policy, domain, "aligned DKIM signature", True)
     if spf == "pass" and aligned(spf_domain, domain, record.aspf):
-        return DmarcOutcome("pass", policy, domain, "aligned SPF")
+        return DmarcOutcome("pass", policy, domain, "aligned SPF", True)
     # A failure that a look-up which could not be made might have turned into a pass is
     # not a failure yet (the sender will retry).
     if any(k.result == "temperror" and aligned(k.domain, domain, record.adkim) for k in dkim) or (

@@ -33,6 +33,7 @@ class AuthResults:
     dmarc: str = "none"  # pass | fail | none | temperror | permerror
     from_domain: str = ""
     dmarc_policy: str = ""  # the domain's p= (or sp=) that applies: none | quarantine | reject
+    from_aligned: bool = False  # an SPF or DKIM pass aligned with the From domain
     reason: str = ""  # why DMARC gave what it gave, for people
     action: str = "forward"  # forward | hold | reject | temperror (policy.answer)
 
@@ -43,11 +44,6 @@ class AuthResults:
         if "pass" in results:
             return "pass"
         return results[0] if results else "none"
-
-    @property
-    def authenticated_from_domain(self) -> str | None:
-        """The From domain when DMARC proved it; None when it did not."""
-        return self.from_domain if self.dmarc == "pass" else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
