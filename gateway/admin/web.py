@@ -19,6 +19,7 @@ from starlette.templating import Jinja2Templates
 from gateway.admin import actions
 from gateway.admin.auth import CSRF_FIELD, csrf_ok, logged_in
 from gateway.admin.common import Who, context, identify, log_filter, parse_id
+from gateway.senderauth.results import sender_auth_line
 from store import queries
 from store.models import DELIVERY_STATES, MESSAGE_STATES
 from store.users import authenticate
@@ -35,6 +36,7 @@ def _when(v: Any) -> str:
 
 
 TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.filters["sender_auth"] = sender_auth_line
 
 Handler = Callable[[Request, Who], Awaitable[Response]]
 

@@ -86,6 +86,15 @@ def result_clauses(d: dict[str, Any]) -> list[str]:
     return out
 
 
+def sender_auth_line(d: dict[str, Any] | None) -> str:
+    """The stored results in one line for people (the clauses of our header, and why)."""
+    if not d:
+        return ""
+    line = "; ".join(result_clauses(d))
+    reason = AuthResults.from_dict(d).reason
+    return f"{line} ({reason})" if reason else line
+
+
 _HEADER_LINE = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.DOTALL)
 
 
