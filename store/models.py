@@ -169,6 +169,18 @@ class Agency(Base):
     created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
 
 
+class SenderRule(Base):
+    """A per-sender exception to the official-sender rule (issue 14): `allow` lets a sender
+    outside `[policy] official_domains` through unflagged, `deny` holds its mail."""
+
+    __tablename__ = "sender_rules"
+
+    pattern: Mapped[str] = mapped_column(Text, primary_key=True)  # address or domain
+    action: Mapped[str] = mapped_column(Text)  # allow | deny
+    note: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+
+
 class Delivery(Base):
     __tablename__ = "deliveries"
 

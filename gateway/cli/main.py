@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from config import ConfigError, Settings, load_settings
-from gateway.cli import admin, check, dkim
+from gateway.cli import admin, check, dkim, senders
 from gateway.cli.common import EXIT_CONFIG, EXIT_FAIL, CliError, print_json, print_table, run_db
 
 
@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     for mod in (check, admin):
         mod.register(sub, common)
     dkim.register(sub, common)
+    senders.register(sub, common)
     return parser
 
 

@@ -24,6 +24,7 @@ from gateway.pipeline.routing import (
 from gateway.pipeline.senderpolicy import sender_findings, with_sender_findings
 from signing import SignatureReport, aggregate
 from store.results import DeliveryRow, DocumentRow, MessageResult, SignatureRow
+from store.senders import Rule
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ def build_outcome(
     smime_reports: list[SignatureReport],
     agencies: AgencyIndex,
     settings: Settings,
+    sender_rules: Sequence[Rule] = (),
 ) -> Outcome:
     docs = analysis.docs
     verdict_of = document_verdicts(docs, reports)
@@ -134,6 +136,8 @@ def build_outcome(
         env.header_from,
         carries_documents=any(c.is_document for c in checks),
         policy=settings.policy,
+        rules=sender_rules,
+        mail_from=env.mail_from,
     )
     decision = with_sender_findings(
         decide(checks, settings.policy, message_verdict=message_verdict), sender

@@ -65,6 +65,7 @@ from store.results import (
     release_unfinished,
     write_batch,
 )
+from store.senders import Rule, list_rules
 
 log = logging.getLogger("edocgw.pipeline")
 
@@ -188,6 +189,7 @@ class Pipeline:
         self._agencies: AgencyIndex | None = None
         self._agencies_at = 0.0
         self._agency_lock = asyncio.Lock()
+        self._sender_rules: list[Rule] = []  # refreshed with the agencies
         self.processed = 0  # messages this component finished (any final state)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -449,7 +451,13 @@ class Pipeline:
             )
             try:
                 j.outcome = build_outcome(
-                    env, j.analysis, j.reports, j.smime, agencies, self.settings
+                    env,
+                    j.analysis,
+                    j.reports,
+                    j.smime,
+                    agencies,
+                    self.settings,
+                    self._sender_rules,
                 )
             except Exception as e:
                 j.error = e
@@ -660,6 +668,7 @@ class Pipeline:
             if self._agencies is None or now - self._agencies_at >= self.agency_ttl:
                 async with self.db.sessions() as s:
                     rows = (await s.scalars(select(Agency).where(Agency.active.is_(True)))).all()
+                    self._sender_rules = await list_rules(s)
                 refs = [
                     AgencyRef(
                         code=a.code,

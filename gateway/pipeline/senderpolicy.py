@@ -13,14 +13,17 @@ From domain as written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 from typing import Any
 
 from config.settings import PolicySettings
 from gateway.pipeline.policy import Action, Decision, strictest
+from store.senders import Rule, match
 
 FLAG_NOT_OFFICIAL = "sender_not_official"
+FLAG_DENIED = "sender_denied"
 
 
 @dataclass(frozen=True)
@@ -47,21 +50,41 @@ def authenticated_from_domain(
     return domains.pop() if len(domains) == 1 else None
 
 
+def _from_address(header_from: str | None) -> str | None:
+    addrs = [a for _, a in getaddresses([header_from or ""]) if "@" in a]
+    return addrs[0].lower() if len(addrs) == 1 else None
+
+
 def sender_findings(
     auth_results: dict[str, Any] | None,
     header_from: str | None,
     *,
     carries_documents: bool,
     policy: PolicySettings,
+    rules: Sequence[Rule] = (),
+    mail_from: str = "",
 ) -> SenderFindings:
+    """`rules`: the allow/deny list (store.senders). A deny rule matching the claimed From
+    or the envelope sender holds the message; an allow rule matching the authenticated From
+    exempts it from the official-domain rule."""
     findings: list[tuple[Action, str]] = []
     flags: list[str] = []
     if auth_results and auth_results.get("action") == "hold":
         domain = auth_results.get("from_domain") or "?"
         findings.append(("hold", f"dmarc:{auth_results.get('dmarc_policy') or 'none'}:{domain}"))
+    claimed = _from_address(header_from)
+    for who in (claimed, mail_from or None):
+        rule = match(list(rules), who)
+        if rule is not None and rule.action == "deny":
+            flags.append(FLAG_DENIED)
+            findings.append(("hold", f"{FLAG_DENIED}:{rule.pattern}"))
+            break
     if carries_documents:
         domain = authenticated_from_domain(auth_results, header_from)
-        if not is_official(domain, policy.official_domains):
+        proven = claimed if claimed and domain and claimed.endswith("@" + domain) else domain
+        rule = match(list(rules), proven)
+        allowed = rule is not None and rule.action == "allow"
+        if not allowed and not is_official(domain, policy.official_domains):
             flags.append(FLAG_NOT_OFFICIAL)
             shown = domain or (auth_results or {}).get("from_domain") or "?"
             findings.append((policy.unofficial_sender, f"{FLAG_NOT_OFFICIAL}:{shown}"))

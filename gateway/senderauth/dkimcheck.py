@@ -43,8 +43,13 @@ def _signature_tags(raw: bytes) -> list[tuple[str, str]]:
     return out
 
 
-def _verify_one(raw: bytes, idx: int, record: bytes | None) -> tuple[str, str]:
+def _verify_all(raw: bytes, records: dict[int, bytes]) -> dict[int, tuple[str, str]]:
+    """Each signature whose key record is in `records`, on one parse of the message."""
     d = dkim.DKIM(raw)
+    return {idx: _verify_one(d, idx, record) for idx, record in records.items()}
+
+
+def _verify_one(d: dkim.DKIM, idx: int, record: bytes) -> tuple[str, str]:
     try:
         ok = d.verify(idx=idx, dnsfunc=lambda name, timeout=5: record)
     except dkim.KeyFormatError as e:
@@ -68,20 +73,27 @@ def _short(e: Exception) -> str:
 async def dkim_results(raw: bytes, resolver: MxResolver, deadline: Deadline) -> list[DkimResult]:
     """One result per DKIM-Signature, top first (at most MAX_SIGNATURES)."""
     sigs = (await asyncio.to_thread(_signature_tags, raw))[:MAX_SIGNATURES]
-    out = []
+    early: dict[int, DkimResult] = {}
+    records: dict[int, bytes] = {}
     for idx, (domain, selector) in enumerate(sigs):
         if not domain or not selector:
-            out.append(DkimResult("permerror", domain, selector, "no d= or s= tag"))
+            early[idx] = DkimResult("permerror", domain, selector, "no d= or s= tag")
             continue
         try:
-            records = await txt(resolver, f"{selector}._domainkey.{domain}", deadline)
+            found = await txt(resolver, f"{selector}._domainkey.{domain}", deadline)
         except DnsTempError as e:
-            out.append(DkimResult("temperror", domain, selector, str(e)))
+            early[idx] = DkimResult("temperror", domain, selector, str(e))
             continue
-        if not records:
-            out.append(DkimResult("permerror", domain, selector, "no key record"))
+        if not found:
+            early[idx] = DkimResult("permerror", domain, selector, "no key record")
             continue
-        record = records[0].encode("utf-8")
-        result, reason = await asyncio.to_thread(_verify_one, raw, idx, record)
-        out.append(DkimResult(result, domain, selector, reason))
+        records[idx] = found[0].encode("utf-8")
+    verified = await asyncio.to_thread(_verify_all, raw, records) if records else {}
+    out = []
+    for idx, (domain, selector) in enumerate(sigs):
+        if idx in early:
+            out.append(early[idx])
+        else:
+            result, reason = verified[idx]
+            out.append(DkimResult(result, domain, selector, reason))
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import spf
@@ -25,6 +26,10 @@ _lock = threading.Lock()
 _installed = False
 
 Lookup = Callable[[str, str], list[object]]
+
+# SPF threads mostly wait for DNS answers: a pool of their own, so a burst of checks against
+# slow DNS does not take the default executor's few threads from everything else.
+_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="spf")
 
 
 def _dns_lookup(name: str, qtype: str, strict: Any = True, timeout: float = 20) -> list[Any]:
@@ -82,7 +87,7 @@ async def spf_result(
 
     try:
         return await asyncio.wait_for(
-            asyncio.to_thread(_check_in_thread, lookup, ip, sender, helo, seconds),
+            loop.run_in_executor(_POOL, _check_in_thread, lookup, ip, sender, helo, seconds),
             seconds + 3,
         )
     except TimeoutError:

@@ -117,3 +117,34 @@ async def test_web_page_and_api(
         assert "not checked" in (await c.get(f"/messages/{trusted}")).text
         log = (await c.get("/messages")).text
         assert "sender_not_official" in log
+
+
+async def test_cli_sender_allow_deny_list_remove(
+    tmp_path: Path, settings: Settings, db: Database
+) -> None:
+    cfg = str(_config(tmp_path, settings))
+
+    def run(*args: str) -> tuple[int, str, str]:
+        r = edocgw("sender", *args, "--config", cfg)
+        return r.code, r.out, r.err
+
+    assert (await asyncio.to_thread(run, "allow", "MOF.vn", "--note", "Bộ Tài chính"))[:2] == (
+        0,
+        "allow mof.vn\n",
+    )
+    assert (await asyncio.to_thread(run, "deny", "<Spam@Example.COM>"))[0] == 0
+    assert (await asyncio.to_thread(run, "deny", "mof.vn"))[0] == 0  # changes the rule
+    code, out, _ = await asyncio.to_thread(run, "list", "--json")
+    assert json.loads(out) == {
+        "rules": [
+            {"pattern": "mof.vn", "action": "deny", "note": ""},
+            {"pattern": "spam@example.com", "action": "deny", "note": ""},
+        ]
+    }
+    code, _, err = await asyncio.to_thread(run, "allow", "not a domain")
+    assert code == 1 and err.startswith("edocgw: expected an address or a domain")
+    assert (await asyncio.to_thread(run, "remove", "MOF.VN"))[0] == 0
+    code, _, err = await asyncio.to_thread(run, "remove", "mof.vn")
+    assert code == 1 and "no rule for mof.vn" in err
+    code, out, _ = await asyncio.to_thread(run, "list")
+    assert out.split() == ["ACTION", "PATTERN", "NOTE", "deny", "spam@example.com"]

@@ -18,6 +18,7 @@ from gateway.pipeline.senderpolicy import authenticated_from_domain, is_official
 from gateway.senderauth.results import AuthResults, DkimResult
 from store.db import Database
 from store.messages import NewMessage, insert_message
+from store.senders import Rule, SenderRuleError, match, normalise, set_rule
 from tests.pipeline.pipe_support import PROCESSING, deliveries_of, events_of, make_mail, wait_for
 from tests.support.corpus import pdf_bytes
 
@@ -142,3 +143,66 @@ async def test_unofficial_sender_hold(
     assert (msgs[gmail].state, msgs[chat].state) == ("held", "processed")
     held = [e for e in await events_of(db, gmail) if e.kind == "held"]
     assert held[0].detail["reasons"] == ["sender_not_official:gmail.com"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "normal"),
+    [
+        ("VanThu@MOF.vn", "vanthu@mof.vn"),
+        ("<a@b.gov.vn>", "a@b.gov.vn"),
+        ("@mof.vn", "mof.vn"),
+        ("Mof.VN.", "mof.vn"),
+        ("BộTàiChính.vn", "bộtàichính.vn".encode("idna").decode()),
+    ],
+)
+def test_sender_patterns_are_normalised(pattern: str, normal: str) -> None:
+    assert normalise(pattern) == normal
+
+
+@pytest.mark.parametrize("bad", ["", "mof", "a@", "@", "a b@c.vn", "a@-x.vn", "x@y@"])
+def test_bad_sender_patterns_are_refused(bad: str) -> None:
+    with pytest.raises(SenderRuleError):
+        normalise(bad)
+
+
+def test_the_most_specific_rule_decides() -> None:
+    rules = [Rule("gmail.com", "deny"), Rule("ok@gmail.com", "allow"), Rule("mof.vn", "allow"),
+             Rule("x.mof.vn", "deny")]  # fmt: skip
+    got = {a: (match(rules, a) or Rule("-", "none")).action for a in (
+        "ok@gmail.com", "OK@Gmail.com", "other@gmail.com", "a@mof.vn", "a@vp.mof.vn",
+        "a@x.mof.vn", "a@y.x.mof.vn", "a@notmof.vn", None)}  # fmt: skip
+    assert got == {
+        "ok@gmail.com": "allow", "OK@Gmail.com": "allow", "other@gmail.com": "deny",
+        "a@mof.vn": "allow", "a@vp.mof.vn": "allow", "a@x.mof.vn": "deny", "a@y.x.mof.vn": "deny",
+        "a@notmof.vn": "none", None: "none",
+    }  # fmt: skip
+
+
+async def test_allow_and_deny_lists_through_the_pipeline(
+    pipe_settings: Settings, db: Database, agencies: None, pipeline_factory: Callable[..., Any]
+) -> None:
+    async with db.transaction() as s:
+        await set_rule(s, "mof.vn", "allow", "Bộ Tài chính dùng mof.vn")
+        await set_rule(s, "spam.example", "deny")
+    allowed = await _store(
+        db, _doc_mail("vt@mof.vn"), "vt@mof.vn", _auth("pass", "mof.vn", aligned=True)
+    )
+    # an allowed domain the sender could not prove is still flagged
+    unproven = await _store(db, _doc_mail("vt@mof.vn"), "vt@mof.vn", _auth("fail", "mof.vn"))
+    denied = await _store(
+        db, make_mail(f"[{CODE}] Quảng cáo", sender="a@spam.example"), "a@spam.example", None
+    )
+    async with pipeline_factory():
+        msgs = await wait_for(db, [allowed, unproven, denied], {"processed", "held"}, within=60)
+    assert [msgs[i].state for i in (allowed, unproven, denied)] == [
+        "processed",
+        "processed",
+        "held",
+    ]
+    flags = []
+    for i in (allowed, unproven, denied):
+        verified = [e for e in await events_of(db, i) if e.kind == "verified"]
+        flags.append(verified[0].detail.get("flags", []))
+    assert flags == [[], ["sender_not_official"], ["sender_denied"]]
+    held = [e for e in await events_of(db, denied) if e.kind == "held"]
+    assert held[0].detail["reasons"] == ["sender_denied:spam.example"]
