@@ -15,6 +15,7 @@ from gateway.senderauth.results import AuthResults, DkimResult
 from store.db import Database
 from store.events import append_event
 from store.messages import NewMessage, insert_message
+from store.senders import list_rules
 from tests.admin.conftest import bearer
 from tests.admin.seed import ADMIN, ADMIN_PW, Seeded
 from tests.admin.test_adm_api import login
@@ -148,3 +149,26 @@ async def test_cli_sender_allow_deny_list_remove(
     assert code == 1 and "no rule for mof.vn" in err
     code, out, _ = await asyncio.to_thread(run, "list")
     assert out.split() == ["ACTION", "PATTERN", "NOTE", "deny", "spam@example.com"]
+
+
+async def test_web_sender_lists(server, db: Database, seeded: Seeded) -> None:  # noqa: ANN001
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as c:
+        assert (await login(c, ADMIN, ADMIN_PW)).status_code == 303
+        page = await c.get("/senders")
+        assert page.status_code == 200 and "No rules" in page.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf
+        token = csrf.group(1)
+        r = await c.post("/senders", data={"pattern": "Mof.vn", "action": "allow", "csrf": token})
+        assert r.status_code == 303
+        r = await c.post("/senders", data={"pattern": "x@spam.test", "action": "deny"})
+        assert r.status_code == 403  # no CSRF token: refused
+        r = await c.post("/senders", data={"pattern": "no such", "action": "deny", "csrf": token})
+        assert r.status_code == 400 and "expected an address or a domain" in r.text
+        page = await c.get("/senders")
+        assert "<code>mof.vn</code>" in page.text and "spam.test" not in page.text
+        r = await c.post("/senders/remove", data={"pattern": "mof.vn", "csrf": token})
+        assert r.status_code == 303
+        assert "No rules" in (await c.get("/senders")).text
+    async with db.transaction() as s:
+        assert await list_rules(s) == []
