@@ -26,14 +26,14 @@ def decide(r: AuthResults, settings: AuthenticationSettings) -> AuthResults:
 
 def smtp_refusal(r: AuthResults) -> str | None:
     """The reply refusing the message at the end of DATA, or None to accept it."""
-    why = _one_line(r.reason)
+    why = _one_line(r.reason)[:200]
     if r.action == "temperror":
         return f"451 4.7.0 Temporary DNS failure checking the sender ({why}), try again later"
     if r.action == "reject":
         return (
-            f"550 5.7.1 Message refused: DMARC check failed for {_one_line(r.from_domain)}, "
-            f"whose policy is reject ({why})"
-        )
+            f"550 5.7.1 Message refused: DMARC check failed for {_one_line(r.from_domain)[:200]},"
+            f" whose policy is reject ({why})"
+        )  # at most ~480 characters: a reply line is limited to 512 (RFC 5321 §4.5.3.1.5)
     return None
 
 
