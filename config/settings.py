@@ -252,6 +252,52 @@ class PolicySettings(Section):
         "quarantine",
         description="Documents with a secrecy mark are never forwarded (Law 29/2018/QH14).",
     )
+    official_domains: list[str] = Field(
+        ["gov.vn"],
+        description="Mail domains of official exchange (Directive 15 §3), matched as suffixes: "
+        "a document whose authenticated From domain is outside them is flagged "
+        "sender_not_official.",
+    )
+    unofficial_sender: Literal["forward", "hold"] = Field(
+        "forward",
+        description="What to do with documents from a sender outside official_domains "
+        "(flagged either way).",
+    )
+
+    @field_validator("official_domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        return [d.strip().strip(".").lower() for d in v if d.strip().strip(".")]
+
+
+class AuthenticationSettings(Section):
+    inbound: bool = Field(
+        True,
+        description="Check SPF, DKIM and DMARC on mail from clients outside relay_networks "
+        "that did not authenticate.",
+    )
+    dmarc_fail: Literal["reject", "hold", "forward"] = Field(
+        "reject",
+        description="What to do when DMARC fails for a domain whose policy is p=reject: "
+        "reject answers 550 5.7.1 at the end of DATA. A domain's p=quarantine holds (unless "
+        "forward).",
+    )
+    timeout: Duration = Field(
+        parse_duration("20s"),
+        description="Time allowed for all DNS look-ups of one message's checks; past it the "
+        "result is a temperror (451 4.7.0).",
+    )
+
+
+class DkimSettings(Section):
+    domain: str = Field(
+        "", description="d= of the gateway's DKIM signature on all it sends. Empty: no signing."
+    )
+    selector: str = Field("edocgw", description="s= of the gateway's DKIM signature.")
+    key_file: str = Field(
+        "",
+        description="PEM private key (RSA 2048+ or Ed25519) written by `edocgw dkim keygen`.",
+    )
 
 
 class DeliverySettings(Section):
@@ -390,6 +436,8 @@ class Settings(Section):
     imap: list[ImapAccount] = []
     trust: TrustSettings = TrustSettings()
     policy: PolicySettings = PolicySettings()
+    authentication: AuthenticationSettings = AuthenticationSettings()
+    dkim: DkimSettings = DkimSettings()
     delivery: DeliverySettings = DeliverySettings()
     receipts: ReceiptSettings = ReceiptSettings()
     admin: AdminSettings = AdminSettings()

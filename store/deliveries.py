@@ -50,6 +50,7 @@ class ClaimedDelivery:
     raw: bytes | None = None  # the message, when small enough to come with the claim
     doc_verdicts: tuple[str | None, ...] | None = None  # None: not read with the claim
     format: str | None = None  # the agency's format: `mime` (the original) or `edxml`
+    auth_results: dict[str, Any] | None = None  # inbound SPF/DKIM/DMARC; None: unchecked
 
     @property
     def destination(self) -> str:
@@ -155,6 +156,7 @@ async def claim_due(
                 Message.subject,
                 case((Message.size <= inline_raw, Message.raw), else_=None).label("raw"),
                 verdicts.label("doc_verdicts"),
+                Message.auth_results,
             )
             .select_from(claimed)
             .join(Message, Message.id == claimed.c.message_id)

@@ -31,6 +31,7 @@ class NewMessage:
     header_from: str | None = None
     subject: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    auth_results: dict[str, Any] | None = None  # inbound SPF/DKIM/DMARC; None: not checked
 
     @property
     def sha256(self) -> str:
@@ -58,6 +59,7 @@ async def insert_message(session: AsyncSession, m: NewMessage) -> int:
                 sha256=m.sha256,
                 raw=m.raw,
                 state="received",
+                auth_results=m.auth_results,
             )
             .returning(Message.id)
         )
@@ -95,19 +97,20 @@ WITH input AS (
     SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, u.*
     FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[],
-        $8::text[], $9::bigint[], $10::text[], $11::bytea[], $12::jsonb[]
+        $8::text[], $9::bigint[], $10::text[], $11::bytea[], $12::jsonb[],
+        $13::jsonb[]
     ) WITH ORDINALITY AS u(
         source, peer, auth_user, mail_from, rcpt_to, header_message_id, header_from,
-        subject, size, sha256, raw, detail, ord
+        subject, size, sha256, raw, detail, auth_results, ord
     )
 ), m AS (
     INSERT INTO messages (
         id, source, peer, auth_user, mail_from, rcpt_to, header_message_id, header_from,
-        subject, size, sha256, raw, state
+        subject, size, sha256, raw, state, auth_results
     )
     SELECT id, source, peer, auth_user, mail_from,
            ARRAY(SELECT jsonb_array_elements_text(rcpt_to)), header_message_id, header_from,
-           subject, size, sha256, raw, 'received'
+           subject, size, sha256, raw, 'received', auth_results
     FROM input
 ), e AS (
     {events.insert_sql("SELECT 'received', id, CAST(NULL AS bigint), detail FROM input")}
@@ -117,7 +120,7 @@ SELECT id, pg_notify('{CHANNEL_RECEIVED}', id::text) FROM input ORDER BY ord
 
 
 def batch_params(messages: list[NewMessage]) -> list[list[object]]:
-    cols: list[list[object]] = [[] for _ in range(12)]
+    cols: list[list[object]] = [[] for _ in range(13)]
     for m in messages:
         sha = m.sha256
         detail = received_detail(m, sha)
@@ -134,6 +137,7 @@ def batch_params(messages: list[NewMessage]) -> list[list[object]]:
             sha,
             m.raw,
             events.detail_json(detail),
+            None if m.auth_results is None else events.detail_json(m.auth_results),
         )
         for col, v in zip(cols, values, strict=True):
             col.append(v)

@@ -82,6 +82,8 @@ class Message(Base):
     # and the edXML document's reference (the receipts' status package quotes it).
     route_input: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     edxml_ref: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # SPF/DKIM/DMARC of an unauthenticated outside client (gateway.senderauth); None: unchecked
+    auth_results: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     claimed_by: Mapped[str | None] = mapped_column(Text)
     claimed_until: Mapped[dt.datetime | None] = mapped_column(TS)
@@ -177,6 +179,18 @@ class Agency(Base):
     tls: Mapped[str] = mapped_column(Text, server_default="verify")
     format: Mapped[str] = mapped_column(Text, server_default="mime")  # mime | edxml
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+
+
+class SenderRule(Base):
+    """A per-sender exception to the official-sender rule (issue 14): `allow` lets a sender
+    outside `[policy] official_domains` through unflagged, `deny` holds its mail."""
+
+    __tablename__ = "sender_rules"
+
+    pattern: Mapped[str] = mapped_column(Text, primary_key=True)  # address or domain
+    action: Mapped[str] = mapped_column(Text)  # allow | deny
+    note: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
 
 

@@ -179,6 +179,8 @@ class MessageSummary:
     verdict: str | None
     documents: list[DocumentBrief] = field(default_factory=list)
     deliveries: list[DeliveryBrief] = field(default_factory=list)
+    sender_auth: dict[str, Any] | None = None  # inbound SPF/DKIM/DMARC; None: not checked
+    flags: list[str] = field(default_factory=list)  # e.g. sender_not_official
 
 
 def reply_text(code: int | None, reply: str | None) -> str | None:
@@ -236,6 +238,7 @@ async def _summaries(
             )
         ).all():
             dels[dl.message_id].append(_delivery_brief(dl))
+    flags = await message_flags(session, ids)
     return [
         MessageSummary(
             id=m.id,
@@ -249,9 +252,27 @@ async def _summaries(
             verdict=m.verdict,
             documents=docs[m.id],
             deliveries=dels[m.id],
+            sender_auth=m.auth_results,
+            flags=flags.get(m.id, []),
         )
         for m in msgs
     ]
+
+
+async def message_flags(session: AsyncSession, ids: list[int]) -> dict[int, list[str]]:
+    """The flags the pipeline recorded with each message's `verified` event."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Event.message_id, Event.detail["flags"])
+        .where(Event.message_id.in_(ids), Event.kind == "verified")
+        .order_by(Event.id)
+    )
+    out: dict[int, list[str]] = {}
+    for message_id, value in rows:
+        if isinstance(value, list):
+            out[message_id] = [str(x) for x in value]
+    return out
 
 
 # ---- one message in full -------------------------------------------------------------------
@@ -346,6 +367,8 @@ class MessageDetail:
     deliveries: list[DeliveryDetail]
     receipts: list[EventInfo]
     events: list[EventInfo]
+    sender_auth: dict[str, Any] | None = None  # inbound SPF/DKIM/DMARC; None: not checked
+    flags: list[str] = field(default_factory=list)
 
 
 RECEIPT_EVENT_KINDS = ("receipt_sent", "warned")
@@ -463,6 +486,13 @@ async def message_detail(session: AsyncSession, message_id: int) -> MessageDetai
         ],
         receipts=[e for e in events if e.kind in RECEIPT_EVENT_KINDS],
         events=events,
+        sender_auth=m.auth_results,
+        flags=[
+            str(x)
+            for e in events
+            if e.kind == "verified" and isinstance(e.detail.get("flags"), list)
+            for x in e.detail["flags"]
+        ],
     )
 
 

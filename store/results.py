@@ -85,6 +85,8 @@ class ClaimedMessage:
     rcpt_to: list[str]
     size: int
     raw: bytes | None  # None when larger than the claim's inline limit: read it alone
+    auth_results: dict[str, Any] | None = None  # inbound SPF/DKIM/DMARC (gateway.senderauth)
+    header_from: str | None = None
 
 
 async def claim_received(
@@ -109,10 +111,15 @@ async def claim_received(
             Message.rcpt_to,
             Message.size,
             case((Message.size <= inline_max, Message.raw), else_=None),
+            Message.auth_results,
+            Message.header_from,
         ],
     )
     return sorted(
-        (ClaimedMessage(r[0], r[1], r[2], r[3] or "", list(r[4] or []), r[5], r[6]) for r in rows),
+        (
+            ClaimedMessage(r[0], r[1], r[2], r[3] or "", list(r[4] or []), r[5], r[6], r[7], r[8])
+            for r in rows
+        ),
         key=lambda m: m.id,
     )
 

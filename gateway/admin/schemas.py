@@ -35,6 +35,29 @@ class DeliveryOut(Out):
     delivered_at: dt.datetime | None
 
 
+class DkimResultOut(Out):
+    result: str
+    domain: str
+    selector: str
+    reason: str = ""
+
+
+class SenderAuthOut(Out):
+    """RFC 8601 result words: pass, fail, softfail, neutral, none, temperror, permerror."""
+
+    spf: str = Field(description="SPF for MAIL FROM (HELO for the null sender).")
+    spf_domain: str
+    helo: str = Field(description="SPF for the HELO name.")
+    helo_domain: str
+    dkim: list[DkimResultOut] = Field(description="One result per DKIM-Signature, top first.")
+    dmarc: str
+    from_domain: str
+    dmarc_policy: str = Field(description="The p= (or sp=) that applied; empty without one.")
+    from_aligned: bool = False
+    reason: str = ""
+    action: str = Field(description="forward | hold (what the result meant at intake).")
+
+
 class MessageOut(Out):
     id: int
     received_at: dt.datetime
@@ -47,6 +70,10 @@ class MessageOut(Out):
     verdict: str | None
     documents: list[DocumentOut]
     deliveries: list[DeliveryOut]
+    sender_auth: SenderAuthOut | None = Field(
+        None, description="Inbound SPF/DKIM/DMARC results; null when the sender was trusted."
+    )
+    flags: list[str] = Field([], description="Findings such as sender_not_official.")
 
 
 class MessageList(Out):
@@ -164,6 +191,10 @@ class MessageDetailOut(Out):
     deliveries: list[DeliveryDetailOut]
     receipts: list[EventOut]
     events: list[EventOut]
+    sender_auth: SenderAuthOut | None = Field(
+        None, description="Inbound SPF/DKIM/DMARC results; null when the sender was trusted."
+    )
+    flags: list[str] = Field([], description="Findings such as sender_not_official.")
 
 
 class AgencyShapeOut(Out):

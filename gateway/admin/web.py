@@ -19,7 +19,8 @@ from starlette.templating import Jinja2Templates
 from gateway.admin import actions
 from gateway.admin.auth import CSRF_FIELD, csrf_ok, logged_in
 from gateway.admin.common import Who, context, identify, log_filter, parse_id
-from store import queries
+from gateway.senderauth.results import sender_auth_line
+from store import queries, senders
 from store.models import DELIVERY_STATES, MESSAGE_STATES
 from store.users import authenticate
 
@@ -35,6 +36,7 @@ def _when(v: Any) -> str:
 
 
 TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.filters["sender_auth"] = sender_auth_line
 
 Handler = Callable[[Request, Who], Awaitable[Response]]
 
@@ -313,6 +315,48 @@ async def retry_deferred_action(request: Request, who: Who) -> Response:
     return await _act(request, who, "/queue", fn)
 
 
+# ---- per-sender allow and deny lists (issue 14) -------------------------------------------
+
+
+async def senders_page(request: Request, who: Who, error: str | None = None) -> Response:
+    async with context(request).db.transaction() as s:
+        rules = await senders.list_rules(s)
+    return render(
+        request,
+        who,
+        "senders.html",
+        400 if error else 200,
+        page="senders",
+        rules=rules,
+        error=error,
+        waiting=await _waiting_count(request),
+    )
+
+
+async def sender_set_action(request: Request, who: Who) -> Response:
+    form = request.state.form
+    try:
+        async with context(request).db.transaction() as s:
+            await senders.set_rule(
+                s,
+                str(form.get("pattern") or ""),
+                str(form.get("action") or ""),
+                str(form.get("note") or "")[:500],
+            )
+    except senders.SenderRuleError as e:
+        return await senders_page(request, who, str(e))
+    return RedirectResponse("/senders", 303)
+
+
+async def sender_remove_action(request: Request, who: Who) -> Response:
+    try:
+        async with context(request).db.transaction() as s:
+            await senders.remove_rule(s, str(request.state.form.get("pattern") or ""))
+    except senders.SenderRuleError as e:
+        return await senders_page(request, who, str(e))
+    return RedirectResponse("/senders", 303)
+
+
 async def home(request: Request) -> Response:
     return RedirectResponse("/messages", 303)
 
@@ -331,4 +375,7 @@ routes = [
     Route("/deliveries/{id}/retry", page(retry_action, post=True), methods=["POST"]),
     Route("/queue", page(queue_page)),
     Route("/held", page(held_page)),
+    Route("/senders", page(senders_page)),
+    Route("/senders", page(sender_set_action, post=True), methods=["POST"]),
+    Route("/senders/remove", page(sender_remove_action, post=True), methods=["POST"]),
 ]

@@ -15,6 +15,7 @@ from typing import Any
 
 from config import Settings
 from gateway.cli.common import CliError, print_json, print_table, run_db
+from gateway.senderauth.results import sender_auth_line
 
 # ANSI colours per state, used only when stdout is a terminal.
 _COLOURS = {
@@ -184,16 +185,33 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
                     (_short(docs, 24), None),
                     (m.state, m.state),
                     (m.verdict or "-", m.verdict),
+                    (_sender(m.sender_auth, m.flags), None),
                     (dels or "-", _worst_delivery(m.deliveries)),
                 ]
             )
         _table(
             rows,
-            ["ID", "RECEIVED", "FROM", "SUBJECT", "DOCUMENTS", "STATE", "VERDICT", "DELIVERIES"],
+            [
+                "ID",
+                "RECEIVED",
+                "FROM",
+                "SUBJECT",
+                "DOCUMENTS",
+                "STATE",
+                "VERDICT",
+                "SENDER",
+                "DELIVERIES",
+            ],
         )
         return 0
 
     return run_db(settings, fn, existing=True)
+
+
+def _sender(auth: dict[str, Any] | None, flags: list[str]) -> str:
+    """`dmarc=pass`, `dmarc=fail`… for a checked sender, `trusted` otherwise; then flags."""
+    word = f"dmarc={auth.get('dmarc')}" if auth else "trusted"
+    return " ".join([word, *flags])
 
 
 def _worst_delivery(dels: list[Any]) -> str | None:
@@ -288,6 +306,8 @@ def _print_detail(m: Any) -> None:
         ("Subject", m.subject),
         ("Message-ID", m.message_id),
         ("Size", f"{m.size} bytes, sha256 {m.sha256}"),
+        ("Sender auth", sender_auth_line(m.sender_auth) or "not checked (trusted client)"),
+        ("Flags", ", ".join(m.flags)),
         ("Urgency", m.urgency),
         ("Error", m.error),
         ("Duplicate of", m.duplicate_of),

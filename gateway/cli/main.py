@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from config import ConfigError, Settings, load_settings
-from gateway.cli import admin, check, report
+from gateway.cli import admin, check, dkim, report, senders
 from gateway.cli.common import EXIT_CONFIG, EXIT_FAIL, CliError, print_json, print_table, run_db
 
 
@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for mod in (check, admin, report):
         mod.register(sub, common)
+    dkim.register(sub, common)
+    senders.register(sub, common)
     return parser
 
 

@@ -49,9 +49,27 @@ class MxResolver:
         self.resolver.cache = dns.resolver.LRUCache(cache_size)
 
     async def mx(self, domain: str, lifetime: float) -> dns.resolver.Answer:
+        return await self.lookup(domain, "MX", lifetime)
+
+    async def lookup(self, name: str, rdtype: str, lifetime: float) -> dns.resolver.Answer:
+        """Any record type through the same servers and cache (SPF, DKIM and DMARC use TXT,
+        A, AAAA, MX and PTR); raises dnspython's exceptions."""
         if not self.resolver.nameservers:
             raise dns.resolver.NoNameservers
-        return await self.resolver.resolve(domain, "MX", lifetime=lifetime)
+        return await self.resolver.resolve(name, rdtype, lifetime=lifetime)
+
+
+_SHARED: dict[tuple[tuple[str, int], ...], MxResolver] = {}
+
+
+def shared_resolver(dns_servers: list[str]) -> MxResolver:
+    """The process's one resolver for `[delivery] dns_servers`: delivery and the inbound
+    sender checks share its servers and its cache."""
+    servers = tuple(split_hostport(x, 53) for x in dns_servers)
+    found = _SHARED.get(servers)
+    if found is None:
+        found = _SHARED[servers] = MxResolver(list(servers))
+    return found
 
 
 async def resolve(

@@ -21,12 +21,14 @@ from collections.abc import Sequence
 
 from config import Settings
 from gateway.delivery.connections import Connections
+from gateway.delivery.dkimsign import DkimSigner
 from gateway.delivery.edxml_out import package_mail
 from gateway.delivery.outcome import apply_delivered, apply_outcome
-from gateway.delivery.route import MxResolver, RouteInput, resolve, split_hostport
+from gateway.delivery.route import RouteInput, resolve, shared_resolver
 from gateway.delivery.smtp import Result, Timeouts, TlsContexts
 from gateway.delivery.trace import line_ending, trace_headers
 from gateway.runner import Runner
+from gateway.senderauth.results import strip_own_results
 from store import deliveries as repo
 from store.db import CHANNEL_DELIVERIES, Database, asyncpg_dsn
 from store.deliveries import ClaimedDelivery, LostClaim
@@ -62,8 +64,9 @@ class DeliveryService(Runner[ClaimedDelivery]):
             s.connect_timeout.total_seconds(), s.command_timeout.total_seconds()
         )
         self.contexts: TlsContexts | None = None
+        self.signer: DkimSigner | None = None
         self.connections = Connections(max_idle=s.concurrency_per_destination)
-        self.mx = MxResolver([split_hostport(x, 53) for x in s.dns_servers])
+        self.mx = shared_resolver(s.dns_servers)
         self._sending: set[asyncio.Task[None]] = set()
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._slot_freed = asyncio.Event()
@@ -73,6 +76,7 @@ class DeliveryService(Runner[ClaimedDelivery]):
 
     async def setup(self) -> None:
         self.contexts = await asyncio.to_thread(TlsContexts, self.settings.delivery.tls_ca_file)
+        self.signer = await asyncio.to_thread(DkimSigner.from_settings, self.settings.dkim)
 
     # -- dispatching (the runner's hooks) -----------------------------------------------------
 
@@ -187,6 +191,9 @@ class DeliveryService(Runner[ClaimedDelivery]):
                 verdicts = await repo.document_verdicts(session, d.message_id)
         if d.format == "edxml" and d.source != "internal":  # issue 15: an edXML package
             raw = await package_mail(self.db, s, d)
+        else:  # a client's Authentication-Results in the gateway's name is a forgery (RFC 8601 §5)
+            raw = strip_own_results(raw, s.gateway.hostname)
+        eol = line_ending(raw)
         data = (
             trace_headers(
                 hostname=s.gateway.hostname,
@@ -197,11 +204,14 @@ class DeliveryService(Runner[ClaimedDelivery]):
                 received_at=d.received_at,
                 message_verdict=d.verdict,
                 document_verdicts=verdicts,
-                eol=line_ending(raw),
+                eol=eol,
+                auth_results=d.auth_results,
             )
             + raw
         )
         del raw
+        if self.signer is not None:  # the one place outgoing bytes are signed (CPU: a thread)
+            data = await asyncio.to_thread(self.signer.sign, data, eol)
         assert self.contexts is not None
         result = Result("temporary", None, "no server to try")
         for target in targets:

@@ -13,6 +13,9 @@ import datetime as dt
 import hashlib
 from collections import Counter
 from email.utils import format_datetime
+from typing import Any
+
+from gateway.senderauth.results import result_clauses
 
 
 def edocgw_id(message_id: int, hostname: str) -> str:
@@ -42,16 +45,21 @@ def trace_headers(
     message_verdict: str | None,
     document_verdicts: list[str | None],
     eol: bytes = b"\r\n",
+    auth_results: dict[str, Any] | None = None,
 ) -> bytes:
+    """`auth_results`: the inbound SPF/DKIM/DMARC results (RFC 8601 clauses in the
+    Authentication-Results header before the signature summary); None: not checked."""
     xid = edocgw_id(message_id, hostname)
+    sep = ";" + eol.decode() + "\t"
+    clauses = result_clauses(auth_results) if auth_results else []
     with_ = {"smtp": "ESMTP", "imap": "IMAP", "internal": "local"}.get(source, "ESMTP")
     lines = [
         f"Received: from {_clean(peer)}{eol.decode()}\tby {hostname} (edocgw) with {with_}"
         f" id {message_id}{eol.decode()}\tfor <{_clean(recipient)}>;"
         f" {format_datetime(received_at.astimezone(dt.UTC))}",
         f"X-Edocgw-Id: {xid}",
-        f"Authentication-Results: {hostname};{eol.decode()}\t"
-        + verdict_summary(message_verdict, document_verdicts),
+        f"Authentication-Results: {hostname}{sep}"
+        + sep.join([*clauses, verdict_summary(message_verdict, document_verdicts)]),
     ]
     return b"".join(line.encode("ascii") + eol for line in lines)
 

@@ -1,5 +1,6 @@
-"""The routing index of active agencies, rebuilt from the store at most every `ttl` seconds
-(an agency an admin adds is routed to within that time, without a query per message)."""
+"""The routing index of active agencies and the per-sender rules, rebuilt from the store at
+most every `ttl` seconds (an agency or rule an admin adds applies within that time, without a
+query per message)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from gateway.pipeline.routing import AgencyIndex, AgencyRef
 from store.agencies import list_agencies
 from store.db import Database
+from store.senders import Rule, list_rules
 
 
 class AgencyCache:
@@ -16,6 +18,7 @@ class AgencyCache:
         self.db = db
         self.ttl = ttl
         self._index: AgencyIndex | None = None
+        self.sender_rules: list[Rule] = []  # read with the agencies
         self._at = 0.0
         self._lock = asyncio.Lock()
 
@@ -25,6 +28,7 @@ class AgencyCache:
             if self._index is None or now - self._at >= self.ttl:
                 async with self.db.sessions() as s:
                     rows = await list_agencies(s, active_only=True)
+                    self.sender_rules = await list_rules(s)
                 refs = [
                     AgencyRef(
                         code=a.code,

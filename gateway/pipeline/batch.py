@@ -92,10 +92,23 @@ class BatchPreparer:
         for j in jobs:
             if j.analysis is None or j.error is not None:
                 continue
-            env = Envelope(j.id, j.msg.source, j.msg.mail_from, j.msg.rcpt_to)
+            env = Envelope(
+                j.id,
+                j.msg.source,
+                j.msg.mail_from,
+                j.msg.rcpt_to,
+                j.msg.auth_results,
+                j.msg.header_from,
+            )
             try:
                 j.outcome = build_outcome(
-                    env, j.analysis, j.reports, j.smime, agencies, self.settings
+                    env,
+                    j.analysis,
+                    j.reports,
+                    j.smime,
+                    agencies,
+                    self.settings,
+                    self.agencies.sender_rules,
                 )
             except Exception as e:
                 j.error = e

@@ -21,10 +21,12 @@ from gateway.pipeline.routing import (
     priority_of,
     route,
 )
+from gateway.pipeline.senderpolicy import sender_findings, with_sender_findings
 from gateway.pipeline.status import NO_NOTICE, StatusInfo
 from gateway.pipeline.verdicts import document_signatures, document_verdicts, e_document_for
 from signing import EDocumentCheck, SignatureReport, aggregate
 from store.results import DeliveryRow, DocumentRow, MessageResult, SignatureRow
+from store.senders import Rule
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Envelope:
     source: str
     mail_from: str
     rcpt_to: Sequence[str]
+    auth_results: dict[str, Any] | None = None  # inbound SPF/DKIM/DMARC, None: unchecked
+    header_from: str | None = None
 
 
 @dataclass
@@ -81,6 +85,7 @@ def build_outcome(
     smime_reports: list[SignatureReport],
     agencies: AgencyIndex,
     settings: Settings,
+    sender_rules: Sequence[Rule] = (),
 ) -> Outcome:
     docs = analysis.docs
     verdict_of = document_verdicts(docs, reports)
@@ -119,7 +124,17 @@ def build_outcome(
                 kind=None,
             )
         )
-    decision = decide(checks, settings.policy, message_verdict=message_verdict)
+    sender = sender_findings(
+        env.auth_results,
+        env.header_from,
+        carries_documents=any(c.is_document for c in checks),
+        policy=settings.policy,
+        rules=sender_rules,
+        mail_from=env.mail_from,
+    )
+    decision = with_sender_findings(
+        decide(checks, settings.policy, message_verdict=message_verdict), sender
+    )
 
     events: list[tuple[str, dict[str, Any]]] = [
         (
@@ -148,6 +163,7 @@ def build_outcome(
                     for d in docs
                     if (e := e_document[d.index]) is not None
                 },
+                **({"flags": sender.flags} if sender.flags else {}),
             },
         ),
     ]

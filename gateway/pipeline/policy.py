@@ -111,6 +111,9 @@ def decide(
 
 
 _REASON_TEXT = {
+    "dmarc": "không xác thực được tên miền người gửi (DMARC, chính sách {0}): {1}",
+    "sender_not_official": "văn bản gửi từ hộp thư ngoài tên miền công vụ: {0}",
+    "sender_denied": "người gửi nằm trong danh sách chặn: {0}",
     "secrecy": "văn bản có dấu chỉ mức độ mật ({0}): {1}",
     "signature": "chữ ký số không đạt ({0}): {1}",
     "unsigned": "văn bản chưa được ký số: {0}",

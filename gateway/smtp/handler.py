@@ -6,6 +6,7 @@ rate limiters. The 250 after DATA is sent only once the message's row is committ
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -17,6 +18,10 @@ from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
 
 from config import Settings
 from gateway import metrics
+from gateway.delivery.route import MxResolver
+from gateway.senderauth import policy as auth_policy
+from gateway.senderauth.check import check_sender as check_sender_auth
+from gateway.senderauth.results import AuthResults
 from gateway.smtp.auth import SubmitAuthenticator
 from gateway.smtp.authlimit import AuthFailures
 from gateway.smtp.commit import CommitError, Committer
@@ -40,6 +45,7 @@ class Shared:
     committer: Committer
     authenticator: SubmitAuthenticator
     auth_failures: AuthFailures
+    resolver: MxResolver | None = None  # the gateway's DNS resolver, for sender checks
 
 
 class Handler:
@@ -89,6 +95,23 @@ class Handler:
         facts = header_facts(raw)
         mail_from = envelope.mail_from or ""
         auth_user = session.auth_data if isinstance(session.auth_data, str) else None
+        auth: AuthResults | None = None
+        if self._checks_sender(session):
+            auth = await self._check_sender(raw, session, mail_from)
+            refusal = auth_policy.smtp_refusal(auth)
+            if refusal:
+                log.info(
+                    "message refused after sender checks",
+                    extra={"peer": peer_ip(session.peer), "reply": refusal, **auth.to_dict()},
+                )
+                return refusal
+        detail: dict[str, Any] = {
+            "listener": self.listener,
+            "helo": (session.host_name or "")[:255],
+            "tls": session.ssl is not None,
+        }
+        if auth is not None:
+            detail["auth"] = {"spf": auth.spf, "dkim": auth.dkim_summary, "dmarc": auth.dmarc}
         message = NewMessage(
             source="smtp",
             peer=peer_ip(session.peer),
@@ -99,11 +122,8 @@ class Handler:
             header_message_id=facts.message_id,
             header_from=facts.from_,
             subject=facts.subject,
-            detail={
-                "listener": self.listener,
-                "helo": (session.host_name or "")[:255],
-                "tls": session.ssl is not None,
-            },
+            detail=detail,
+            auth_results=None if auth is None else auth.to_dict(),
         )
         try:
             msg_id = await self.shared.committer.commit(message)
@@ -115,6 +135,40 @@ class Handler:
             return "451 4.3.0 Temporary storage failure, try again later"
         metrics.message_received("smtp")
         return f"250 2.0.0 Ok: queued as {msg_id}"
+
+    def _checks_sender(self, session: Session) -> bool:
+        """DESIGN §3: outside clients that did not authenticate; agency relays and staff
+        are trusted."""
+        return (
+            self.shared.settings.authentication.inbound
+            and self.shared.resolver is not None
+            and not client_may_relay(
+                peer_ip(session.peer), self.networks, bool(session.authenticated)
+            )
+        )
+
+    async def _check_sender(self, raw: bytes, session: Session, mail_from: str) -> AuthResults:
+        assert self.shared.resolver is not None
+        settings = self.shared.settings.authentication
+        budget = settings.timeout.total_seconds()
+        try:
+            results = await asyncio.wait_for(
+                check_sender_auth(
+                    raw,
+                    ip=peer_ip(session.peer),
+                    mail_from="" if mail_from == "<>" else mail_from,
+                    helo=session.host_name or "",
+                    resolver=self.shared.resolver,
+                    timeout=budget,
+                ),
+                budget + 5,  # each look-up keeps to the budget; this bounds the CPU work too
+            )
+        except TimeoutError:
+            results = AuthResults(
+                spf="temperror", spf_domain="", helo="temperror", helo_domain="",
+                dmarc="temperror", reason=f"sender checks took longer than {budget + 5:g} s",
+            )  # fmt: skip
+        return auth_policy.decide(results, settings)
 
     async def handle_exception(self, error: Exception) -> str:
         """A bug must not show a Python error to the client, and a retry may succeed."""

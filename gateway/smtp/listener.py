@@ -15,6 +15,7 @@ from ipaddress import ip_network
 from typing import Any
 
 from config import Settings, split_listen
+from gateway.delivery.route import shared_resolver
 from gateway.smtp.auth import SubmitAuthenticator
 from gateway.smtp.authlimit import AuthFailures, ConnectionLimiter
 from gateway.smtp.commit import Committer
@@ -86,6 +87,7 @@ class SmtpListener:
             committer=self.committer,
             authenticator=SubmitAuthenticator(self.db),
             auth_failures=AuthFailures(s.smtp.auth_failures_per_minute),
+            resolver=shared_resolver(s.delivery.dns_servers),
         )
         networks = [ip_network(str(n), strict=False) for n in s.smtp.relay_networks]
 

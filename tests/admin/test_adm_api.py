@@ -31,7 +31,7 @@ ENDPOINTS = [
 ]
 LOG_KEYS = {
     "id", "received_at", "source", "message_id", "mail_from", "rcpt_to", "subject", "state",
-    "verdict", "documents", "deliveries",
+    "verdict", "documents", "deliveries", "sender_auth", "flags",
 }  # fmt: skip
 DOC_KEYS = {"filename", "kind", "number", "notation", "verdict"}
 DELIVERY_KEYS = {"id", "recipient", "agency", "state", "attempts", "last_reply", "delivered_at"}

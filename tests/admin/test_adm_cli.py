@@ -22,7 +22,7 @@ from tests.admin.seed import G22, H53, Seeded
 EDOCGW = str(Path(sys.executable).with_name("edocgw"))
 LOG_KEYS = {
     "id", "received_at", "source", "message_id", "mail_from", "rcpt_to", "subject", "state",
-    "verdict", "documents", "deliveries",
+    "verdict", "documents", "deliveries", "sender_auth", "flags",
 }  # fmt: skip
 
 
@@ -121,6 +121,7 @@ async def test_log_table_colours_only_on_a_terminal(
         "DOCUMENTS",
         "STATE",
         "VERDICT",
+        "SENDER",
         "DELIVERIES",
     ]
     assert len(lines) == 3 and "\x1b[" not in out

@@ -1,8 +1,10 @@
-"""A small authoritative DNS server on 127.0.0.1 for MX tests (dnspython builds the replies).
+"""A small authoritative DNS server on 127.0.0.1 for tests (dnspython builds the replies).
 
-MX records for the domains given (an empty list publishes a null MX, RFC 7505), NXDOMAIN with
-an SOA (so resolvers may cache the answer, RFC 2308) for every other name; every question is
-counted by name, so a test can see what reached the server and what a cache answered.
+MX records for the domains given (an empty list publishes a null MX, RFC 7505), TXT records
+(SPF, DKIM keys, DMARC policies; a long one is split into 255-byte strings as DNS requires)
+and A records; NXDOMAIN with an SOA (so resolvers may cache the answer, RFC 2308) for every
+other name. Every question is counted by name, so a test can see what reached the server and
+what a cache answered.
 """
 
 from __future__ import annotations
@@ -13,15 +15,24 @@ import collections
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.TXT
 import dns.rrset
 
 TTL = 300
 
 
 class LoopbackDns(asyncio.DatagramProtocol):
-    def __init__(self, mx: dict[str, list[tuple[int, str]]]) -> None:
+    def __init__(
+        self,
+        mx: dict[str, list[tuple[int, str]]],
+        txt: dict[str, list[str]] | None = None,
+        a: dict[str, list[str]] | None = None,
+    ) -> None:
         self.mx = mx
+        self.txt = txt or {}
+        self.a = a or {}
         self.asked: collections.Counter[str] = collections.Counter()
         self.transport: asyncio.DatagramTransport | None = None
         self.port = 0
@@ -43,7 +54,12 @@ class LoopbackDns(asyncio.DatagramProtocol):
                 f"{pref} {host.rstrip('.')}." if host != "." else "0 ." for pref, host in records
             ]
             reply.answer.append(dns.rrset.from_text(q.name, TTL, "IN", "MX", *texts))
-        elif name not in self.mx:
+        elif name in self.txt and q.rdtype == dns.rdatatype.TXT:
+            records = [_txt_rdata(t) for t in self.txt[name]]
+            reply.answer.append(dns.rrset.from_rdata(q.name, TTL, *records))
+        elif name in self.a and q.rdtype == dns.rdatatype.A:
+            reply.answer.append(dns.rrset.from_text(q.name, TTL, "IN", "A", *self.a[name]))
+        elif name not in self.mx and name not in self.txt and name not in self.a:
             reply.set_rcode(dns.rcode.NXDOMAIN)
             soa = "ns.test. hostmaster.test. 1 3600 600 86400 300"
             reply.authority.append(dns.rrset.from_text("test.", TTL, "IN", "SOA", soa))
@@ -55,9 +71,20 @@ class LoopbackDns(asyncio.DatagramProtocol):
             self.transport.close()
 
 
-async def start_dns(mx: dict[str, list[tuple[int, str]]]) -> LoopbackDns:
+def _txt_rdata(text: str) -> dns.rdtypes.ANY.TXT.TXT:
+    """One TXT record as strings of at most 255 bytes each (RFC 1035 §3.3.14)."""
+    data = text.encode()
+    chunks = [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]
+    return dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, chunks)
+
+
+async def start_dns(
+    mx: dict[str, list[tuple[int, str]]],
+    txt: dict[str, list[str]] | None = None,
+    a: dict[str, list[str]] | None = None,
+) -> LoopbackDns:
     loop = asyncio.get_running_loop()
     _, server = await loop.create_datagram_endpoint(
-        lambda: LoopbackDns(mx), local_addr=("127.0.0.1", 0)
+        lambda: LoopbackDns(mx, txt, a), local_addr=("127.0.0.1", 0)
     )
     return server
