@@ -54,8 +54,11 @@ def test_mutated_messages_parse_and_classify_quickly(edits: list[tuple[int, int,
 def test_mutated_pdfs_classify_quickly(edits: list[tuple[int, int, bytes]]) -> None:
     data = _mutate(SEED_PDF, edits)
     start = time.perf_counter()
-    facts = classify(make_attachment("1", "x.pdf", "application/pdf", data))
-    assert time.perf_counter() - start < 1.0
+    # A PDF whose text layer a mutation emptied is read as a scan: its OCR budget bounds it.
+    facts = classify(
+        make_attachment("1", "x.pdf", "application/pdf", data), limits=Limits(ocr_seconds=0.5)
+    )
+    assert time.perf_counter() - start < 2.0
     assert isinstance(facts.flags, list)
 
 
