@@ -120,6 +120,8 @@ class Document(Base):
     flags: Mapped[list[str]] = mapped_column(TextArray, server_default="{}")
     defects: Mapped[list[str]] = mapped_column(TextArray, server_default="{}")
     verdict: Mapped[str | None] = mapped_column(Text)
+    # Why the document's text could not be read (its verdict is then `unreadable`).
+    unreadable: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_documents_message", "message_id"),

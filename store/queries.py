@@ -151,6 +151,7 @@ class DocumentBrief:
     number: str | None
     notation: str | None
     verdict: str | None
+    unreadable: str | None = None  # why the text could not be read (verdict `unreadable`)
 
 
 @dataclass
@@ -226,7 +227,7 @@ async def _summaries(
             )
         ).all():
             docs[d.message_id].append(
-                DocumentBrief(d.filename, d.kind, d.number, d.notation, d.verdict)
+                DocumentBrief(d.filename, d.kind, d.number, d.notation, d.verdict, d.unreadable)
             )
         for dl in (
             await session.scalars(
@@ -316,6 +317,7 @@ class DocumentDetail:
     defects: list[str]
     verdict: str | None
     signatures: list[SignatureInfo]
+    unreadable: str | None = None
 
 
 @dataclass
@@ -460,6 +462,7 @@ async def message_detail(session: AsyncSession, message_id: int) -> MessageDetai
                 defects=list(d.defects or []),
                 verdict=d.verdict,
                 signatures=by_doc[d.id],
+                unreadable=d.unreadable,
             )
             for d in docs
         ],

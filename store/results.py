@@ -284,6 +284,7 @@ _TEXT_FACTS = (
     "signer",
     "urgency",
     "secrecy",
+    "unreadable",  # not a fact: why the text could not be read, stored beside them
 )
 _SIGNATURE_COLUMNS = (
     "format",

@@ -22,7 +22,7 @@ class DocumentOut(Out):
     kind: str | None
     number: str | None
     notation: str | None
-    verdict: str | None
+    verdict: str | None  # `unreadable` when its text could not be read (reason: message detail)
 
 
 class DeliveryOut(Out):
@@ -102,6 +102,7 @@ class DocumentDetailOut(Out):
     defects: list[str]
     verdict: str | None
     signatures: list[SignatureOut]
+    unreadable: str | None = None  # why the text could not be read
 
 
 class EventOut(Out):

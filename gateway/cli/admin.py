@@ -165,7 +165,8 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
         for m in found:
             dels = " ".join(f"{d.agency or d.recipient}:{d.state}" for d in m.deliveries)
             docs = "; ".join(
-                "/".join(x for x in (d.number, d.notation) if x) or (d.filename or "?")
+                ("/".join(x for x in (d.number, d.notation) if x) or (d.filename or "?"))
+                + (f" ({d.unreadable})" if d.unreadable else "")  # why it was not read
                 for d in m.documents
             )
             rows.append(
@@ -294,6 +295,8 @@ def _print_detail(m: Any) -> None:
             if value:
                 print(f"  {label + ':':<14}{value}")
         print(f"  {'Verdict:':<14}{_paint(d.verdict or 'unsigned', d.verdict, tty)}")
+        if d.unreadable:
+            print(f"  {'Unreadable:':<14}{d.unreadable}")
         for sig in d.signatures:
             print(
                 f"    {sig.format}: {_paint(sig.verdict, sig.verdict, tty)}"

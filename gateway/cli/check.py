@@ -140,7 +140,12 @@ def _attachment_report(
         "detected_type": att.detected_type,
         "facts": facts.to_dict(),
         "signatures": signatures,
-        "verdict": aggregate(s["verdict"] for s in signatures),
+        # A document whose text could not be read is `unreadable`, whatever its signatures
+        # say: a secrecy mark may be on it (the gateway holds it by `[policy] unreadable`).
+        "verdict": "unreadable"
+        if facts.unreadable
+        else aggregate(s["verdict"] for s in signatures),
+        "reason": facts.unreadable,
         "attachments": [_attachment_report(c, children, ctx, trust) for c in children],
         "defects": list(dict.fromkeys(att.defects + facts.flags)),
     }
@@ -158,6 +163,7 @@ def _message_report(path: str, data: bytes, trust: TrustArgs) -> dict[str, Any]:
         "facts": facts.to_dict(),
         "signatures": signatures,
         "verdict": aggregate(s["verdict"] for s in signatures),
+        "reason": None,
         "attachments": [
             _attachment_report(a, msg.attachments, ctx, trust) for a in msg.attachments
         ],
@@ -174,6 +180,7 @@ def _unreadable_report(path: str, reason: str) -> dict[str, Any]:
         "facts": DocumentFacts().to_dict(),
         "signatures": [],
         "verdict": None,
+        "reason": None,
         "attachments": [],
         "defects": [f"unreadable:{reason}"],
     }

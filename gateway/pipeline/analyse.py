@@ -148,11 +148,11 @@ def analyse_content(
     docs: list[DocPlan] = []
     data_of: dict[int, bytes] = {}
     for att in parsed.all_attachments():
-        doc = _plan(att, len(docs), ctx, spool)
+        doc = _plan(att, len(docs), ctx, spool, limits)
         docs.append(doc)
         data_of[doc.index] = att.data
         if att.detected_type == "cms" and not _is_detached_name(att.filename):
-            inner = _unpack_p7m(att, len(docs), ctx, spool)
+            inner = _unpack_p7m(att, len(docs), ctx, spool, limits)
             if inner is not None:
                 docs.append(inner[0])
                 data_of[inner[0].index] = inner[1]
@@ -171,7 +171,13 @@ def analyse_content(
     )
 
 
-def _plan(att: Attachment, index: int, ctx: ClassifyContext, spool: _Spool) -> DocPlan:
+def _plan(
+    att: Attachment,
+    index: int,
+    ctx: ClassifyContext,
+    spool: _Spool,
+    limits: Limits = DEFAULT_LIMITS,
+) -> DocPlan:
     doc = DocPlan(
         index=index,
         part_path=att.part_path,
@@ -180,7 +186,7 @@ def _plan(att: Attachment, index: int, ctx: ClassifyContext, spool: _Spool) -> D
         detected_type=att.detected_type,
         size=att.size,
         sha256=att.sha256,
-        facts=_classify(att, ctx),
+        facts=_classify(att, ctx, limits),
         defects=list(att.defects),
         malformed=att.malformed,
     )
@@ -189,9 +195,11 @@ def _plan(att: Attachment, index: int, ctx: ClassifyContext, spool: _Spool) -> D
     return doc
 
 
-def _classify(att: Attachment, ctx: ClassifyContext) -> DocumentFacts:
+def _classify(
+    att: Attachment, ctx: ClassifyContext, limits: Limits = DEFAULT_LIMITS
+) -> DocumentFacts:
     try:
-        return classify(att, ctx)
+        return classify(att, ctx, limits)  # limits carry the OCR deadline
     except Exception as exc:  # classify promises not to raise; a bug must not lose the rest
         log.warning("classify failed", extra={"part": att.part_path, "error": repr(exc)})
         return DocumentFacts(flags=[f"classify_error:{type(exc).__name__}"])
@@ -202,7 +210,11 @@ def _is_detached_name(filename: str | None) -> bool:
 
 
 def _unpack_p7m(
-    att: Attachment, index: int, ctx: ClassifyContext, spool: _Spool
+    att: Attachment,
+    index: int,
+    ctx: ClassifyContext,
+    spool: _Spool,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[DocPlan, bytes] | None:
     content = extract_p7m_content(att.data)
     if not content:
@@ -211,7 +223,7 @@ def _unpack_p7m(
     if name and name.lower().endswith(".p7m"):
         name = name[:-4]
     inner = make_attachment(f"{att.part_path}.p7m", name, None, content)
-    return _plan(inner, index, ctx, spool), content
+    return _plan(inner, index, ctx, spool, limits), content
 
 
 def _pair_detached(docs: list[DocPlan], data_of: dict[int, bytes], spool: _Spool) -> None:

@@ -113,6 +113,7 @@ def build_outcome(
             else verdict_of[d.index],
             secrecy=d.facts.secrecy,
             kind=d.facts.kind,
+            unreadable=d.facts.unreadable,
         )
         for d in docs
     ]
@@ -225,6 +226,7 @@ def _doc_summary(d: DocPlan) -> dict[str, Any]:
         "notation": f.notation,
         "urgency": f.urgency,
         "secrecy": f.secrecy,
+        "unreadable": f.unreadable,
     }
 
 
@@ -254,11 +256,13 @@ def _document_row(
             "secrecy": f.secrecy,
             "recipients": list(f.recipients),
             "agency_codes": list(f.agency_codes),
+            "unreadable": f.unreadable,
         },
         sources=dict(f.sources),
         confidence=dict(f.confidence),
         flags=list(f.flags),
         defects=list(d.defects),
-        verdict=verdict,
+        # Unread is said before any signature verdict (the signatures keep theirs).
+        verdict="unreadable" if f.unreadable else verdict,
         signatures=[signature_row(r) for r in reports.get(d.index, [])],
     )

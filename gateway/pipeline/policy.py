@@ -32,6 +32,7 @@ class DocumentCheck:
     verdict: str  # effective verdict: its own signatures and any that cover it
     secrecy: str | None = None
     kind: str | None = None
+    unreadable: str | None = None  # why its text could not be read; None when it was
 
     @property
     def is_document(self) -> bool:
@@ -84,6 +85,9 @@ def decide(
         elif d.verdict == "unsigned" and d.is_document:
             actions.append(policy.unsigned)
             reasons.append(f"unsigned:{d.label}")
+        if d.unreadable:  # nothing unread passes as unmarked: a secrecy mark may be on it
+            actions.append(policy.unreadable)
+            reasons.append(f"unreadable:{d.unreadable}:{d.label}")
     if message_verdict in BAD_VERDICTS and not any(r.startswith("signature:") for r in reasons):
         actions.append(policy.invalid_signature)
         reasons.append(f"signature:{message_verdict}:message")
@@ -95,6 +99,7 @@ _REASON_TEXT = {
     "secrecy": "văn bản có dấu chỉ mức độ mật ({0}): {1}",
     "signature": "chữ ký số không đạt ({0}): {1}",
     "unsigned": "văn bản chưa được ký số: {0}",
+    "unreadable": "không đọc được nội dung văn bản ({0}): {1}",
     "no_route": "không xác định được cơ quan nhận",
 }
 

@@ -14,7 +14,9 @@ from gateway.cli import check
 from tests.support.corpus import by_key, docx_bytes, make_edxml, pdf_bytes
 from tests.support.mails import make_forward, make_mail
 
-REPORT_KEYS = {"file", "detected_type", "facts", "signatures", "verdict", "attachments", "defects"}
+REPORT_KEYS = {
+    "file", "detected_type", "facts", "signatures", "verdict", "reason", "attachments", "defects",
+}  # fmt: skip
 FACT_KEYS = {
     "kind", "kind_abbr", "number", "year", "notation", "issuer", "place", "date", "subject",
     "signer", "urgency", "secrecy", "recipients", "agency_codes", "sources",

@@ -104,6 +104,7 @@ async def test_a_message_the_database_refuses_does_not_fail_its_batch_mates(
         return a
 
     doc = [("12_TB-SNV.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")]
+    pipe_settings.policy.unreadable = "forward"  # the stub PDF has no page to read
     bad = await submit(db, make_mail("HUGE-SIZE", doc, body="HUGE-SIZE", to=RELAY[0]), RELAY)
     good = [await submit(db, make_mail(f"Thư {i}", doc, to=RELAY[0]), RELAY) for i in range(5)]
     async with running(pipe_settings, db, analyser=huge_size, batch_size=10, notice=False):
@@ -129,6 +130,7 @@ async def test_nul_characters_from_the_mail_are_stored_as_replacement_characters
         "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJSVFT0YK\r\n--XX--\r\n"
     ).encode()
     mid = await submit(db, raw, RELAY)
+    pipe_settings.policy.unreadable = "forward"  # the stub PDF has no page to read
     async with running(pipe_settings, db):
         msg = (await wait_for(db, [mid], {"processed", "failed"}))[mid]
     assert (msg.state, msg.error) == ("processed", None)
