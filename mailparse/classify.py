@@ -182,6 +182,7 @@ TEXT_TYPES = ("pdf", "docx", "doc", "odt", "rtf", "text")
 _MUST_READ = frozenset({"pdf", "docx", "doc", "odt", "rtf"})
 _NO_READER = frozenset({"xlsx", "xls", "pptx"})
 MIN_TEXT_LAYER = 40  # fewer characters than this on a PDF's text layer: it is a scan
+MAX_STAMP_TEXT = 1500  # a scan's text layer this short may be a signing stamp alone
 MIN_OCR_TEXT = 20  # an image whose OCR gives less is a picture, not a document
 C_OCR = C_TEXT  # scaled by Tesseract's word confidence
 
@@ -200,7 +201,16 @@ def _from_scan(att: Attachment, facts: DocumentFacts, limits: Limits) -> None:
         except ocr.OcrError as exc:
             _unreadable(facts, exc.reason.split(":", 1)[0])
         return
-    scan_pdf = kind == "pdf" and facts.text_chars < MIN_TEXT_LAYER
+    scan_pdf = kind == "pdf" and (
+        facts.text_chars < MIN_TEXT_LAYER
+        # A signed scan: the signing tool's stamp is the only text ("Ký bởi: …"), and the
+        # document's own header is in the picture.
+        or (
+            facts.text_chars < MAX_STAMP_TEXT
+            and not {"number", "kind"} & set(facts.sources)
+            and ocr.first_page_is_picture(att.data)
+        )
+    )
     if kind == "image" or scan_pdf:
         try:
             scan = (

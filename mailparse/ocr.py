@@ -125,6 +125,25 @@ def pdf_page_count(data: bytes) -> int:
         raise OcrError(f"pdf_unreadable:{type(exc).__name__}") from None
 
 
+def first_page_is_picture(data: bytes) -> bool:
+    """Whether the first page draws an image: a scan, perhaps under a signing stamp's text."""
+    import pypdf
+
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            return False
+        resources = reader.pages[0].get("/Resources") or {}
+        xobjects = resources.get_object().get("/XObject") or {}
+        for ref in xobjects.get_object().values():
+            obj = ref.get_object()
+            if obj.get("/Subtype") == "/Image" and int(obj.get("/Width", 0)) >= MIN_DOCUMENT_SIDE:
+                return True
+        return False
+    except Exception:
+        return False
+
+
 def pages_to_read(count: int, limit: int) -> list[int]:
     """The first page, then the last ones (where Nơi nhận and the signer are), up to *limit*."""
     wanted = [0, count - 1, count - 2]

@@ -13,6 +13,7 @@ the signature's document "covers" the signed one.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
@@ -147,8 +148,11 @@ def analyse_content(
     ctx = ClassifyContext(subject=parsed.subject, body_text=parsed.body_text)
     docs: list[DocPlan] = []
     data_of: dict[int, bytes] = {}
+    ocr_end = time.monotonic() + limits.ocr_message_seconds
     for att in parsed.all_attachments():
-        doc = _plan(att, len(docs), ctx, spool, limits)
+        # One OCR budget for the whole message, so many scans cannot outlast the claim.
+        left = max(0.0, min(limits.ocr_seconds, ocr_end - time.monotonic()))
+        doc = _plan(att, len(docs), ctx, spool, replace(limits, ocr_seconds=left))
         docs.append(doc)
         data_of[doc.index] = att.data
         if att.detected_type == "cms" and not _is_detached_name(att.filename):

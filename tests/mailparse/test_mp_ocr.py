@@ -172,3 +172,37 @@ def test_a_page_sized_photo_without_text_is_not_a_document() -> None:
     facts = _classify(buf.getvalue())
     assert facts.unreadable is None
     assert "image_without_text" in facts.flags
+
+
+def _with_stamp(scan: bytes) -> bytes:
+    """The scan with a signing tool's text stamp on page 1, as signed scans arrive."""
+    import pypdf
+    from fpdf import FPDF
+
+    from tests.support.corpus import FONT_DIR
+
+    stamp = FPDF(format="A4")
+    stamp.add_font("DejaVu", "", f"{FONT_DIR}/DejaVuSans.ttf")
+    stamp.add_page()
+    stamp.set_font("DejaVu", "", 8)
+    stamp.set_xy(120, 250)
+    stamp.multi_cell(
+        80, 4, "Ký bởi: Sở Nội vụ tỉnh Tây Ninh\nEmail: snv@tayninh.gov.vn\n"
+        "Thời gian ký: 14.08.2024 09:15:22 +07:00"
+    )  # fmt: skip
+    over = pypdf.PdfReader(io.BytesIO(bytes(stamp.output()))).pages[0]
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(scan)))
+    writer.pages[0].merge_page(over)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def test_a_signed_scan_with_a_stamp_text_layer_is_still_read() -> None:
+    doc = _secret(CORPUS[5], "Mật")
+    data = _with_stamp(scan_pdf(make_pdf(doc), STYLES[3], seed=2))
+    facts = _classify(data)
+    truth = doc.truth()
+    for f in ("kind", "number", "notation", "date", "secrecy"):
+        assert facts.to_dict()[f] == truth[f], f
+        assert facts.sources[f] == "ocr"
