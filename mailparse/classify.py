@@ -183,7 +183,7 @@ _MUST_READ = frozenset({"pdf", "docx", "doc", "odt", "rtf"})
 _NO_READER = frozenset({"xlsx", "xls", "pptx"})
 MIN_TEXT_LAYER = 40  # fewer characters than this on a PDF's text layer: it is a scan
 MAX_STAMP_TEXT = 1500  # a scan's text layer this short may be a signing stamp alone
-MIN_OCR_TEXT = 20  # an image whose OCR gives less is a picture, not a document
+MIN_OCR_TEXT = 20  # less OCR text than this: an image is a picture, a PDF page is unread
 C_OCR = C_TEXT  # scaled by Tesseract's word confidence
 
 
@@ -224,7 +224,7 @@ def _from_scan(att: Attachment, facts: DocumentFacts, limits: Limits) -> None:
         if kind == "image" and scan.chars < MIN_OCR_TEXT:
             facts.flags.append("image_without_text")
             return
-        if scan.chars == 0:
+        if scan.chars < MIN_OCR_TEXT:  # a blank or unreadable page: OCR read no words
             _unreadable(facts, "no_text")
             return
         facts.text_chars = scan.chars

@@ -34,6 +34,7 @@ DPI = 200
 LANG = "vie"
 MAX_PIXELS = 80_000_000  # a 600 dpi A3 page; more is a decompression bomb, not a scan
 MAX_SIDE = 3600  # longer side after scaling (~300 dpi A4): more costs time, not accuracy
+MORE_PAGES = 3  # pages read beyond the first and last ones when Nơi nhận is not found
 MIN_DOCUMENT_SIDE = 500  # smaller images are logos and icons, not pages
 _EDGE_JUNK = "[]{}|'\"‘’“”`"
 # Tesseract's model sometimes gives the Icelandic eth for Đ: Vietnamese never uses it.
@@ -425,37 +426,69 @@ def _with_marks(rows: Rows, marks: list[tuple[str, float]]) -> Rows:
     return rows[:at] + [[Cell(m, 0.2, 0.3)] for m in missing] + rows[at:]
 
 
-def _read_pages(images: list[Any], clock: _Clock, dpi: int) -> ScanText:
+@dataclass
+class _Page:
+    rows: Rows
+    lines: list[_Line]
+    marks: list[tuple[str, float]]
+
+
+def _read_page(im: Any, clock: _Clock, dpi: int, first: bool) -> _Page:
+    page = clean_page(im)
+    lines, width = recognise(page, clock, dpi)
+    rows = lines_to_rows(lines, width)
+    marks: list[tuple[str, float]] = []
+    if first:
+        marks = header_marks(page, clock, dpi)
+        rows = _with_marks(rows, marks)
+    return _Page(rows, lines, marks)
+
+
+def _join(pages: list[_Page]) -> ScanText:
     rows: Rows = []
     confidence: dict[str, float] = {}
     weights: list[tuple[float, int]] = []
-    for n, im in enumerate(images):
-        page = clean_page(im)
-        lines, width = recognise(page, clock, dpi)
+    for page in pages:
         if rows:
             rows.append([])
-        page_rows = lines_to_rows(lines, width)
-        if n == 0:
-            marks = header_marks(page, clock, dpi)
-            page_rows = _with_marks(page_rows, marks)
-            confidence.update(marks)
-        rows.extend(page_rows)
-        for ln in lines:
+        rows.extend(page.rows)
+        confidence.update(page.marks)
+        for ln in page.lines:
             confidence[ln.text] = min(confidence.get(ln.text, 1.0), ln.conf)
             weights.append((ln.conf, len(ln.text)))
     total = sum(n for _, n in weights)
     mean = sum(c * n for c, n in weights) / total if total else 0.0
-    return ScanText(rows, confidence, round(mean, 3), len(images))
+    return ScanText(rows, confidence, round(mean, 3), len(pages))
+
+
+def _read_pages(images: list[Any], clock: _Clock, dpi: int) -> ScanText:
+    return _join([_read_page(im, clock, dpi, n == 0) for n, im in enumerate(images)])
+
+
+def _has_noi_nhan(pages: list[_Page]) -> bool:
+    return any(
+        doctypes.key(c.text).startswith("nơi nhận") for p in pages for r in p.rows for c in r
+    )
 
 
 def read_pdf(data: bytes, limits: Limits = DEFAULT_LIMITS) -> ScanText:
-    """OCR of an image-only PDF's first and last pages; :class:`OcrError` when it cannot be read."""
+    """OCR of an image-only PDF's first and last pages; :class:`OcrError` when it cannot be read.
+
+    When those pages hold no "Nơi nhận" block (an annex after the signature), the pages
+    before them are read, backwards, until one does (at most MORE_PAGES): more only when
+    needed."""
     clock = _Clock(limits.ocr_seconds)
     count = pdf_page_count(data)
     if count == 0:
         raise OcrError("pdf_unreadable:no_pages")
-    images = [render_pdf_page(data, p, clock) for p in pages_to_read(count, limits.ocr_pages)]
-    return _read_pages(images, clock, DPI)
+    numbers = pages_to_read(count, limits.ocr_pages)
+    pages = {p: _read_page(render_pdf_page(data, p, clock), clock, DPI, p == 0) for p in numbers}
+    extra = [p for p in range(count - 1, 0, -1) if p not in pages][:MORE_PAGES]
+    for p in extra:
+        if _has_noi_nhan(list(pages.values())):
+            break
+        pages[p] = _read_page(render_pdf_page(data, p, clock), clock, DPI, False)
+    return _join([pages[p] for p in sorted(pages)])
 
 
 def read_image(data: bytes, limits: Limits = DEFAULT_LIMITS) -> ScanText:

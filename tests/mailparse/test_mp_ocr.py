@@ -206,3 +206,39 @@ def test_a_signed_scan_with_a_stamp_text_layer_is_still_read() -> None:
     for f in ("kind", "number", "notation", "date", "secrecy"):
         assert facts.to_dict()[f] == truth[f], f
         assert facts.sources[f] == "ocr"
+
+
+def _with_annex(pdf: bytes, pages: int) -> bytes:
+    """*pdf* followed by annex pages (tables of figures), so Nơi nhận is not on the last pages."""
+    import pypdf
+    from fpdf import FPDF
+
+    from tests.support.corpus import FONT_DIR
+
+    annex = FPDF(format="A4")
+    annex.add_font("DejaVu", "", f"{FONT_DIR}/DejaVuSans.ttf")
+    for i in range(pages):
+        annex.add_page()
+        annex.set_font("DejaVu", "", 12)
+        annex.multi_cell(170, 8, f"PHỤ LỤC {i + 1}\n" + "Số liệu tổng hợp của các đơn vị.\n" * 12)
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(pdf)))
+    writer.append(pypdf.PdfReader(io.BytesIO(bytes(annex.output()))))
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def test_a_page_before_the_last_ones_is_read_when_noi_nhan_is_missing() -> None:
+    import pypdf
+
+    doc = _long(CORPUS[1], 10)
+    pdf = _with_annex(make_pdf(doc), 3)
+    count = len(pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    assert count >= 5  # the signature page is neither the first nor one of the last two
+    facts = _classify(scan_pdf(pdf, STYLES[1], seed=4))
+    assert facts.number == doc.number and facts.notation == doc.notation
+    found = set(facts.recipients)
+    assert [r for r in doc.noi_nhan if not r.startswith("Như ")] and all(
+        r in found for r in doc.noi_nhan if not r.startswith("Như ")
+    ), facts.recipients
+    assert facts.sources["recipients"] == "ocr"
