@@ -274,8 +274,6 @@ class _Line:
 
 def recognise(im: Any, clock: _Clock, dpi: int = DPI) -> tuple[list[_Line], int]:
     """Tesseract's words grouped into line pieces (split at wide gaps: two columns stay two)."""
-    # OpenMP threads only contend with the other workers on a small machine; pages and
-    # documents already run in parallel (set in _tesseract_words).
     data = _tesseract_words(im, clock, 3, dpi)
     words: dict[tuple[int, int, int], list[tuple[str, int, int, int, int, float]]] = {}
     for i, text in enumerate(data["text"]):
@@ -360,8 +358,11 @@ def lines_to_rows(lines: list[_Line], width: int) -> Rows:
 
 
 def _tesseract_words(im: Any, clock: _Clock, psm: int, dpi: int) -> dict[str, list[Any]]:
+    """One ``tesseract`` process (killed when the budget runs out): its words with boxes."""
     import pytesseract
 
+    # OpenMP threads only contend with the other workers on a small machine, and documents
+    # already run in parallel; the child inherits this (pytesseract passes no env of its own).
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     try:
         return pytesseract.image_to_data(
