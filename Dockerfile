@@ -7,6 +7,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     EDOCGW_SMTP__SUBMISSION_LISTEN=0.0.0.0:2587 \
     EDOCGW_ADMIN__LISTEN=0.0.0.0:8025
 
+# OCR of scanned documents (mailparse/ocr.py): Tesseract + Vietnamese model, poppler's pdftoppm.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-vie poppler-utils \
+ && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --create-home --home-dir /var/lib/edocgw --shell /usr/sbin/nologin edocgw
 WORKDIR /src
 COPY pyproject.toml README.md ./

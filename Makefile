@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 # Real servers the tests talk to, the font the test documents are typeset with, and the
 # browser the admin pages are tested in (driven by playwright's Python API, never its downloads).
 DEB_PACKAGES := postfix dovecot-imapd dovecot-lmtpd swaks libnet-ssleay-perl openssl fonts-dejavu-core ca-certificates chromium libreoffice-writer-nogui
+# OCR of scanned documents: Tesseract with its Vietnamese model; poppler renders PDF pages.
+DEB_PACKAGES += tesseract-ocr tesseract-ocr-vie poppler-utils
 PYTEST_ARGS ?=
 
 .PHONY: run test install debs lint format bench example clean

@@ -1,4 +1,6 @@
-"""Documents per second for ``mailparse.classify`` on generated PDF and DOCX documents.
+"""Documents per second for ``mailparse.classify`` on generated PDF and DOCX documents,
+and on one-page and five-page scans (image-only PDFs read by Tesseract), with CPU seconds
+(this process and its tesseract/pdftoppm children) per scanned page.
 
 Sets: the hand-written corpus (fpdf2 PDF, python-docx DOCX), the layouts corpus
 (tests/support/layouts.py) as DOCX, as PDF drawn by fpdf2 and as PDF converted by LibreOffice
@@ -64,11 +66,74 @@ def bench(name: str, docs: list[bytes], rounds: int, seconds: float) -> tuple[in
     return done, time.perf_counter() - start
 
 
+# -- scans ---------------------------------------------------------------------------------
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (tesseract, pdftoppm)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def scan_sets(count: int) -> dict[str, tuple[list[bytes], list[int]]]:
+    """*count* one-page and *count* five-page scans (turned, speckled): {name: (docs, pages)}."""
+    import dataclasses
+    import io
+
+    import pypdf
+
+    from tests.support.corpus import make_pdf
+    from tests.support.scans import STYLES, scan_pdf
+
+    one = [
+        scan_pdf(pdf_bytes(d.key), STYLES[i % len(STYLES)], i) for i, d in enumerate(CORPUS[:count])
+    ]
+    five: list[bytes] = []
+    five_pages: list[int] = []
+    for i, d in enumerate(CORPUS[:count]):
+        times = 2
+        while True:  # lengthen the body until the document runs to five pages
+            pdf = make_pdf(dataclasses.replace(d, body=d.body * times))
+            pages = len(pypdf.PdfReader(io.BytesIO(pdf)).pages)
+            if pages >= 5 or times > 60:
+                break
+            times += 2
+        five_pages.append(pages)
+        five.append(scan_pdf(pdf, STYLES[(i + 1) % len(STYLES)], i))
+    return {"scan-1p": (one, [1] * len(one)), "scan-5p": (five, five_pages)}
+
+
+def bench_scans(count: int) -> None:
+    """Scans are classified one after another (Tesseract single-threaded, OMP_THREAD_LIMIT=1):
+    documents/s is per core; CPU is per page of the document and per page OCR read."""
+    from mailparse.ocr import pages_to_read
+
+    print(f"scans: generating {count} one-page and {count} five-page scans …", file=sys.stderr)
+    ctx = ClassifyContext()
+    for name, (docs, page_counts) in scan_sets(count).items():
+        pages = sum(page_counts) / len(page_counts)
+        read = sum(len(pages_to_read(n, 3)) for n in page_counts) / len(page_counts)
+        cpu0, start = _cpu(), time.perf_counter()
+        for data in docs:
+            facts = classify(make_attachment("1", None, None, data), ctx)
+            assert facts.unreadable is None, facts.flags
+        elapsed, cpu = time.perf_counter() - start, _cpu() - cpu0
+        print(
+            f"{name:7} {len(docs) / elapsed:6.2f} documents/s  CPU {cpu / len(docs):.2f} s/document"
+            f" = {cpu / len(docs) / pages:.2f} s per page of the document,"
+            f" {cpu / len(docs) / read:.2f} s per page read ({read:g} of {pages:g})"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--no-libreoffice", action="store_true")
+    parser.add_argument("--scans", type=int, default=6, help="scans of each shape (0: none)")
     args = parser.parse_args()
     layouts = generate(48)
     print(f"corpus: {len(CORPUS)} + {len(layouts)} documents; generating …", file=sys.stderr)
@@ -92,6 +157,8 @@ def main() -> int:
         print(
             f"{name:24} {done / elapsed:8.1f} documents/s  ({done} docs in {elapsed:.2f} s, avg {avg:.0f} KB, 1 core)"
         )
+    if args.scans:
+        bench_scans(args.scans)
     return 0
 
 

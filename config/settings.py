@@ -252,6 +252,11 @@ class PolicySettings(Section):
         "quarantine",
         description="Documents with a secrecy mark are never forwarded (Law 29/2018/QH14).",
     )
+    unreadable: Literal["hold", "forward", "quarantine"] = Field(
+        "hold",
+        description="What to do with a document whose text could not be read (OCR failed or "
+        "timed out, encrypted, no reader for its format): a secrecy mark may be on it.",
+    )
     official_domains: list[str] = Field(
         ["gov.vn"],
         description="Mail domains of official exchange (Directive 15 §3), matched as suffixes: "

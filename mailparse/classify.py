@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from . import doctypes, edxml
+from . import doctypes, edxml, ocr
 from .agency import find_codes
 from .facts import DATE_RE, TextFacts, parse_date, read
 from .limits import DEFAULT_LIMITS, Limits
@@ -37,6 +37,7 @@ def classify(
     steps = (
         lambda: _from_edxml(att, facts),
         lambda: _from_text(att, facts, limits),
+        lambda: _from_scan(att, facts, limits),
         lambda: _from_filename(att.filename, facts),
         lambda: _from_context(ctx, facts),
         lambda: _finish(facts),
@@ -133,11 +134,12 @@ def _set_signer(
 
 
 def _from_text(att: Attachment, facts: DocumentFacts, limits: Limits) -> None:
-    if att.detected_type not in ("pdf", "docx", "text") or att.malformed and not att.data:
+    if att.detected_type not in TEXT_TYPES or att.malformed and not att.data:
         return
     rows = extract_rows(att.data, att.detected_type, limits)
     if not rows:
         return
+    facts.text_chars = sum(len(c.text) for row in rows for c in row)
     tf = read(rows)
     if not any(r for r in rows):
         facts.flags.append("no_text_layer")
@@ -177,6 +179,83 @@ def _apply_text(tf: TextFacts, facts: DocumentFacts) -> None:
     facts.set("agency_codes", tf.agency_codes, src, C_TEXT)
     facts.set("meeting_start", tf.meeting_start, src, C_TEXT)
     facts.set("meeting_place", tf.meeting_place, src, C_TEXT)
+
+
+# -- scans, and what stays unread -------------------------------------------------------
+
+TEXT_TYPES = ("pdf", "docx", "doc", "odt", "rtf", "text")
+# Documents in their own right: text must come out of them, or they are `unreadable`.
+_MUST_READ = frozenset({"pdf", "docx", "doc", "odt", "rtf"})
+_NO_READER = frozenset({"xlsx", "xls", "pptx"})
+MIN_TEXT_LAYER = 40  # fewer characters than this on a PDF's text layer: it is a scan
+MAX_STAMP_TEXT = 1500  # a scan's text layer this short may be a signing stamp alone
+MIN_OCR_TEXT = 20  # less OCR text than this: an image is a picture, a PDF page is unread
+C_OCR = C_TEXT  # scaled by Tesseract's word confidence
+
+
+def _from_scan(att: Attachment, facts: DocumentFacts, limits: Limits) -> None:
+    """Scans by OCR, read by the same fact readers as text layers; then mark a document
+    whose text could not be read `unreadable` (a secrecy mark may be on it)."""
+    kind = att.detected_type
+    if kind == "image" and not ocr.is_document_image(att.data):
+        return
+    if kind == "pdf" and any(f.startswith("pdf_text_unreadable") for f in facts.flags):
+        # pypdf could not parse it: a damaged or password-protected file, not a scan.
+        try:
+            ocr.pdf_page_count(att.data)
+            _unreadable(facts, "pdf_unreadable")
+        except ocr.OcrError as exc:
+            _unreadable(facts, exc.reason.split(":", 1)[0])
+        return
+    scan_pdf = kind == "pdf" and (
+        facts.text_chars < MIN_TEXT_LAYER
+        # A signed scan: the signing tool's stamp is the only text ("Ký bởi: …"), and the
+        # document's own header is in the picture.
+        or (
+            facts.text_chars < MAX_STAMP_TEXT
+            and not {"number", "kind"} & set(facts.sources)
+            and ocr.first_page_is_picture(att.data)
+        )
+    )
+    if kind == "image" or scan_pdf:
+        try:
+            scan = (
+                ocr.read_image(att.data, limits)
+                if kind == "image"
+                else ocr.read_pdf(att.data, limits)
+            )
+        except ocr.OcrError as exc:
+            _unreadable(facts, exc.reason)
+            return
+        if kind == "image" and scan.chars < MIN_OCR_TEXT:
+            facts.flags.append("image_without_text")
+            return
+        if scan.chars < MIN_OCR_TEXT:  # a blank or unreadable page: OCR read no words
+            _unreadable(facts, "no_text")
+            return
+        facts.text_chars = scan.chars
+        _apply_ocr(scan, facts)
+    elif kind in _MUST_READ and facts.text_chars == 0:
+        failed = next(
+            (f for f in facts.flags if f.startswith(("docx_", "doc_", "odt_", "rtf_"))), None
+        )
+        _unreadable(facts, failed.split(":", 1)[0] if failed else "no_text")
+    elif kind in _NO_READER:
+        _unreadable(facts, f"no_reader:{kind}")
+
+
+def _apply_ocr(scan: ocr.ScanText, facts: DocumentFacts) -> None:
+    """The text readers' facts with source ``ocr`` and Tesseract's confidence for each."""
+    before = set(facts.sources)
+    _apply_text(read(scan.rows), facts)
+    for name in set(facts.sources) - before:
+        facts.sources[name] = "ocr"
+        facts.confidence[name] = round(C_OCR * scan.confidence_of(getattr(facts, name)), 3)
+
+
+def _unreadable(facts: DocumentFacts, reason: str) -> None:
+    facts.unreadable = reason
+    facts.flags.append(f"unreadable:{reason}")
 
 
 # -- filename and mail ---------------------------------------------------------------------

@@ -22,6 +22,9 @@ class Limits:
     max_tnef_objects: int = 2000
     max_text_chars: int = 400_000  # text kept per document for classification
     max_pdf_pages: int = 8  # facts live on the first and last pages
+    ocr_seconds: float = 60.0  # OCR budget per document; past it the document is unreadable
+    ocr_message_seconds: float = 120.0  # and for all the documents of one message
+    ocr_pages: int = 3  # pages OCR reads: the first and the last two
 
 
 DEFAULT_LIMITS = Limits()

@@ -124,6 +124,10 @@ class DocumentFacts:
     # edXML only: the organ codes of the sender and the addressees.
     from_code: str | None = None
     to_codes: list[str] = field(default_factory=list)
+    # Why the document's text could not be read (``ocr_timeout``, ``encrypted``, ``no_reader``…);
+    # None when it was read. An unread document may carry a secrecy mark: policy decides.
+    unreadable: str | None = None
+    text_chars: int = 0  # characters of text read (text layer, Word/ODT/RTF, or OCR)
 
     def set(self, name: str, value: Any, source: str, confidence: float) -> None:
         """Record a fact unless it is empty or an earlier, better source already gave it."""

@@ -387,6 +387,12 @@ def extract_rows(data: bytes, detected_type: str, limits: Limits = DEFAULT_LIMIT
         return pdf_rows(data, limits)
     if detected_type == "docx":
         return docx_rows(data, limits)
+    if detected_type in ("doc", "rtf", "odt"):
+        from . import office  # Word 97, RTF and ODT readers (office imports this module)
+
+        return {"doc": office.doc_rows, "rtf": office.rtf_rows, "odt": office.odt_rows}[
+            detected_type
+        ](data, limits)
     if detected_type == "text":
         text, _ = decode_bytes(data[: limits.max_text_chars * 4])
         if "<" in text[:200] and re.search(r"<(html|body|p|div)\b", text[:2000], re.I):

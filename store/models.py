@@ -134,6 +134,8 @@ class Document(Base):
     verdict: Mapped[str | None] = mapped_column(Text)
     # Decree 30 e-document check {conformant, personal_signer, organisation_signer, problems}
     e_document: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Why the document's text could not be read (its verdict is then `unreadable`).
+    unreadable: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_documents_message", "message_id"),

@@ -153,6 +153,7 @@ class DocumentBrief:
     number: str | None
     notation: str | None
     verdict: str | None
+    unreadable: str | None = None  # why the text could not be read (verdict `unreadable`)
 
 
 @dataclass
@@ -230,7 +231,7 @@ async def _summaries(
             )
         ).all():
             docs[d.message_id].append(
-                DocumentBrief(d.filename, d.kind, d.number, d.notation, d.verdict)
+                DocumentBrief(d.filename, d.kind, d.number, d.notation, d.verdict, d.unreadable)
             )
         for dl in (
             await session.scalars(
@@ -331,6 +332,7 @@ class DocumentDetail:
     signatures: list[SignatureRow]
     # Decree 30 e-document check; None for a non-document or one stored before the check
     e_document: dict[str, Any] | None = None
+    unreadable: str | None = None
 
 
 @dataclass
@@ -469,6 +471,7 @@ async def message_detail(session: AsyncSession, message_id: int) -> MessageDetai
                 verdict=d.verdict,
                 signatures=by_doc[d.id],
                 e_document=dict(d.e_document) if d.e_document is not None else None,
+                unreadable=d.unreadable,
             )
             for d in docs
         ],

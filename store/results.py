@@ -251,6 +251,7 @@ _TEXT_FACTS = (
     "signer_position",
     "signer_competence",
     "meeting_place",
+    "unreadable",  # not a fact: why the text could not be read, stored beside them
 )
 _SIGNATURE_COLUMNS = signatures.COLUMNS
 _SIGNATURE_TYPES = {"signing_time": "timestamptz", "covers_whole_file": "boolean"}

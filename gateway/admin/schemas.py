@@ -22,7 +22,7 @@ class DocumentOut(Out):
     kind: str | None
     number: str | None
     notation: str | None
-    verdict: str | None
+    verdict: str | None  # `unreadable` when its text could not be read (reason: message detail)
 
 
 class DeliveryOut(Out):
@@ -149,6 +149,7 @@ class DocumentDetailOut(Out):
     e_document: EDocumentOut | None = Field(
         None, description="Decree 30 e-document check; null for a file that is no document."
     )
+    unreadable: str | None = None  # why the text could not be read
 
 
 class EventOut(Out):

@@ -173,7 +173,8 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
                 for d in m.deliveries
             )
             docs = "; ".join(
-                "/".join(x for x in (d.number, d.notation) if x) or (d.filename or "?")
+                ("/".join(x for x in (d.number, d.notation) if x) or (d.filename or "?"))
+                + (f" ({d.unreadable})" if d.unreadable else "")  # why it was not read
                 for d in m.documents
             )
             rows.append(
@@ -347,6 +348,8 @@ def _print_detail(m: Any) -> None:
         print(f"  {'Verdict:':<14}{_paint(d.verdict or 'unsigned', d.verdict, tty)}")
         if d.e_document is not None:
             print(f"  {'E-document:':<14}{_e_document_line(d.e_document)}")
+        if d.unreadable:
+            print(f"  {'Unreadable:':<14}{d.unreadable}")
         for sig in d.signatures:
             print(
                 f"    {sig.format}: {_paint(sig.verdict, sig.verdict, tty)}"

@@ -11,7 +11,12 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.pipeline.verdicts import document_signatures, document_verdicts, e_document_for
+from gateway.pipeline.verdicts import (
+    document_signatures,
+    document_verdicts,
+    e_document_for,
+    shown_verdict,
+)
 from mailparse import ClassifyContext, DocumentFacts, classify, message_facts
 from mailparse.filetype import detect_type
 from mailparse.plan import MessagePlan, PlannedDocument, pairing_names, plan, plan_files
@@ -108,7 +113,10 @@ class _Reporter:
             "detected_type": d.detected_type,
             "facts": facts.to_dict(),
             "signatures": [r.to_dict() for r in shown],
-            "verdict": self.verdicts[d.index],
+            # a document whose text could not be read is `unreadable`, whatever its signatures
+            # say: a secrecy mark may be on it (the gateway holds it by `[policy] unreadable`)
+            "verdict": shown_verdict(self.verdicts[d.index], facts.unreadable),
+            "reason": facts.unreadable,
             "e_document": _dict_or_none(
                 e_document_for(d.detected_type, facts, self.signatures.get(d.index, []))
             ),
@@ -139,6 +147,7 @@ def _message_report(path: str, data: bytes, trust: TrustArgs) -> dict[str, Any]:
         "facts": facts.to_dict(),
         "signatures": signatures,
         "verdict": aggregate(s["verdict"] for s in signatures),
+        "reason": None,
         "e_document": None,  # the mail itself; each attached document has its own
         "attachments": [reporter.report(d) for d in p.children(None)],
         "defects": defects,
@@ -152,6 +161,7 @@ def _unreadable_report(path: str, reason: str) -> dict[str, Any]:
         "facts": DocumentFacts().to_dict(),
         "signatures": [],
         "verdict": None,
+        "reason": None,
         "e_document": None,
         "attachments": [],
         "defects": [f"unreadable:{reason}"],

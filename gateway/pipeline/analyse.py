@@ -10,6 +10,7 @@ plan says to verify, so megabytes of attachment bytes never travel through a pip
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -141,7 +142,13 @@ def analyse_content(
     p = plan(raw, limits)
     spool = _Spool(spool_dir)
     ctx = p.context()
-    docs = [_document(d.index, d.attachment, list(d.covers), ctx) for d in p.documents]
+    # One OCR budget for the whole message, so many scans cannot outlast the claim.
+    ocr_end = time.monotonic() + limits.ocr_message_seconds
+    docs = []
+    for d in p.documents:
+        left = max(0.0, min(limits.ocr_seconds, ocr_end - time.monotonic()))
+        budget = replace(limits, ocr_seconds=left)
+        docs.append(_document(d.index, d.attachment, list(d.covers), ctx, budget))
     spooled_at: dict[int, str] = {}
 
     def path_of(index: int) -> str:
@@ -169,7 +176,13 @@ def analyse_content(
     )
 
 
-def _document(index: int, att: Attachment, covers: list[int], ctx: ClassifyContext) -> DocPlan:
+def _document(
+    index: int,
+    att: Attachment,
+    covers: list[int],
+    ctx: ClassifyContext,
+    limits: Limits = DEFAULT_LIMITS,
+) -> DocPlan:
     return DocPlan(
         index=index,
         part_path=att.part_path,
@@ -178,16 +191,18 @@ def _document(index: int, att: Attachment, covers: list[int], ctx: ClassifyConte
         detected_type=att.detected_type,
         size=att.size,
         sha256=att.sha256,
-        facts=_classify(att, ctx),
+        facts=_classify(att, ctx, limits),
         defects=list(att.defects),
         malformed=att.malformed,
         covers=covers,
     )
 
 
-def _classify(att: Attachment, ctx: ClassifyContext) -> DocumentFacts:
+def _classify(
+    att: Attachment, ctx: ClassifyContext, limits: Limits = DEFAULT_LIMITS
+) -> DocumentFacts:
     try:
-        return classify(att, ctx)
+        return classify(att, ctx, limits)  # limits carry the OCR deadline
     except Exception as exc:  # classify promises not to raise; a bug must not lose the rest
         log.warning("classify failed", extra={"part": att.part_path, "error": repr(exc)})
         return DocumentFacts(flags=[f"classify_error:{type(exc).__name__}"])

@@ -23,7 +23,12 @@ from gateway.pipeline.routing import (
 )
 from gateway.pipeline.senderpolicy import sender_findings, with_sender_findings
 from gateway.pipeline.status import NO_NOTICE, StatusInfo
-from gateway.pipeline.verdicts import document_signatures, document_verdicts, e_document_for
+from gateway.pipeline.verdicts import (
+    document_signatures,
+    document_verdicts,
+    e_document_for,
+    shown_verdict,
+)
 from signing import EDocumentCheck, SignatureReport, aggregate
 from store.results import DeliveryRow, DocumentRow, MessageResult, SignatureRow
 from store.senders import Rule
@@ -111,6 +116,7 @@ def build_outcome(
             secrecy=d.facts.secrecy,
             kind=d.facts.kind,
             e_document_problems=e.problems if (e := e_document[d.index]) is not None else None,
+            unreadable=d.facts.unreadable,
         )
         for d in docs
     ]
@@ -260,6 +266,7 @@ def _doc_summary(d: DocPlan) -> dict[str, Any]:
         "notation": f.notation,
         "urgency": f.urgency,
         "secrecy": f.secrecy,
+        "unreadable": f.unreadable,
     }
 
 
@@ -297,12 +304,14 @@ def _document_row(
             "secrecy": f.secrecy,
             "recipients": list(f.recipients),
             "agency_codes": list(f.agency_codes),
+            "unreadable": f.unreadable,
         },
         sources=dict(f.sources),
         confidence=dict(f.confidence),
         flags=list(f.flags),
         defects=list(d.defects),
-        verdict=verdict,
+        # Unread is said before any signature verdict (the signatures keep theirs).
+        verdict=shown_verdict(verdict, f.unreadable),
         signatures=[signature_row(r) for r in reports.get(d.index, [])],
         e_document=e_document.to_dict() if e_document is not None else None,
     )

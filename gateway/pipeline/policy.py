@@ -34,6 +34,7 @@ class DocumentCheck:
     kind: str | None = None
     # Decree 30 e-document check: its problems ((): conformant; None: not checked)
     e_document_problems: tuple[str, ...] | None = None
+    unreadable: str | None = None  # why its text could not be read; None when it was
 
     @property
     def is_document(self) -> bool:
@@ -103,6 +104,9 @@ def decide(
             # flagged whatever the action: the reason travels with forward too
             actions.append(policy.non_conformant)
             reasons.append(f"non_conformant:{'+'.join(d.e_document_problems)}:{d.label}")
+        if d.unreadable:  # nothing unread passes as unmarked: a secrecy mark may be on it
+            actions.append(policy.unreadable)
+            reasons.append(f"unreadable:{d.unreadable}:{d.label}")
     if message_verdict in BAD_VERDICTS and not any(r.startswith("signature:") for r in reasons):
         actions.append(policy.invalid_signature)
         reasons.append(f"signature:{message_verdict}:message")
@@ -118,6 +122,7 @@ _REASON_TEXT = {
     "signature": "chữ ký số không đạt ({0}): {1}",
     "unsigned": "văn bản chưa được ký số: {0}",
     "non_conformant": "văn bản điện tử chưa đúng Nghị định 30/2020/NĐ-CP ({0}): {1}",
+    "unreadable": "không đọc được nội dung văn bản ({0}): {1}",
     "no_route": "không xác định được cơ quan nhận",
 }
 

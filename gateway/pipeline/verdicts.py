@@ -59,3 +59,10 @@ def e_document_for(
     if not e_document_applies(detected_type, facts.kind):
         return None
     return check_e_document(list(signatures), signer=facts.signer, issuer=facts.issuer)
+
+
+def shown_verdict(signature_verdict: str, unreadable: str | None) -> str:
+    """The verdict stored and shown for a document: `unreadable` when its text could not be
+    read (OCR failed, encrypted, no reader), whatever its signatures say, since a secrecy
+    mark may be on it; else the verdict of its signatures."""
+    return "unreadable" if unreadable else signature_verdict

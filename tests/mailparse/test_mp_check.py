@@ -15,8 +15,8 @@ from tests.support.corpus import by_key, docx_bytes, make_edxml, pdf_bytes
 from tests.support.mails import make_forward, make_mail
 
 REPORT_KEYS = {
-    "file", "detected_type", "facts", "signatures", "verdict", "e_document", "attachments",
-    "defects",
+    "file", "detected_type", "facts", "signatures", "verdict", "reason", "e_document",
+    "attachments", "defects",
 }  # fmt: skip
 FACT_KEYS = {
     "kind", "kind_abbr", "number", "year", "notation", "issuer", "place", "date", "subject",

@@ -134,6 +134,7 @@ async def test_nul_characters_from_the_mail_are_stored_as_replacement_characters
         + "\r\n--XX--\r\n"
     ).encode()
     mid = await submit(db, raw, RELAY)
+    pipe_settings.policy.unreadable = "forward"  # the stub PDF has no page to read
     async with running(pipe_settings, db):
         msg = (await wait_for(db, [mid], {"processed", "failed"}))[mid]
     assert (msg.state, msg.error) == ("processed", None)
