@@ -64,5 +64,9 @@ def e_document_for(
 def shown_verdict(signature_verdict: str, unreadable: str | None) -> str:
     """The verdict stored and shown for a document: `unreadable` when its text could not be
     read (OCR failed, encrypted, no reader), whatever its signatures say, since a secrecy
-    mark may be on it; else the verdict of its signatures."""
-    return "unreadable" if unreadable else signature_verdict
+    mark may be on it; else the verdict of its signatures. A file that cannot even be parsed
+    stays `malformed` (the stronger word: the file is broken, not merely unread); its
+    `unreadable` reason is still reported and the policy for unreadable documents applies."""
+    if unreadable and signature_verdict != "malformed":
+        return "unreadable"
+    return signature_verdict
