@@ -338,7 +338,17 @@ class AdminSettings(Section):
         "", description="Key for session cookies. Empty: generated into data_dir."
     )
     login_failures_per_minute: int = Field(
-        5, ge=1, description="Failed web logins per client address (and per name) per minute."
+        5,
+        ge=1,
+        description="Failed web logins per (user name, client address) before a back-off "
+        "starts: each further failure doubles the wait (5 s, 10 s, 20 s …) up to "
+        "login_backoff_max. One address gets 4 times as many under all names together.",
+    )
+    login_backoff_max: Duration = Field(
+        parse_duration("15m"), description="The longest wait after failed web logins."
+    )
+    session_lifetime: Duration = Field(
+        parse_duration("8h"), description="A web admin login lasts this long (logout ends it)."
     )
     metrics_require_auth: bool = Field(
         False,

@@ -17,9 +17,9 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from gateway.admin import actions
-from gateway.admin.auth import CSRF_FIELD, csrf_ok, logged_in
+from gateway.admin.auth import COOKIE, CSRF_FIELD, csrf_ok, logged_in
 from gateway.admin.common import Who, context, identify, log_filter, parse_id
-from store import queries
+from store import queries, sessions
 from store.models import DELIVERY_STATES, MESSAGE_STATES
 from store.users import authenticate
 
@@ -118,8 +118,8 @@ async def login_submit(request: Request) -> Response:
             error="Phiên đã hết hạn, hãy thử lại · The form expired (CSRF token): try again.",
         )  # fmt: skip
     host = request.client.host if request.client else "?"
-    keys = [f"ip:{host}", f"user:{name.casefold()}"]
-    wait = ctx.limiter.retry_after(keys)
+    async with ctx.db.transaction() as s:
+        wait = await sessions.login_wait(s, name, host)
     if wait:
         resp = render(
             request, who, "login.html", 429, next=nxt, username=name,
@@ -129,14 +129,18 @@ async def login_submit(request: Request) -> Response:
         return resp
     async with ctx.db.transaction() as s:
         user = await authenticate(s, name, password, "admin")
+        if user is None:
+            await sessions.login_failed(s, name, host, ctx.backoff)
+        else:
+            await sessions.login_succeeded(s, name, host)
+            sid = await sessions.open_session(s, user.name, ctx.settings.admin.session_lifetime)
     if user is None:
-        ctx.limiter.failed(keys)
         return render(
             request, who, "login.html", 401, next=nxt, username=name,
             error="Sai tên hoặc mật khẩu, hoặc không phải quản trị · Wrong name or password, or not an admin.",
         )  # fmt: skip
     resp = RedirectResponse(nxt, 303)
-    ctx.codec.set_cookie(resp, logged_in(user.name), request)
+    ctx.codec.set_cookie(resp, logged_in(sid, ctx.settings.admin.session_lifetime), request)
     return resp
 
 
@@ -147,8 +151,11 @@ async def logout(request: Request) -> Response:
         return error_page(
             request, who, 403, "Refused", "The form's CSRF token is missing or wrong."
         )
+    if who.session.sid:  # the row goes: the cookie, wherever a copy of it is, is dead
+        async with context(request).db.transaction() as s:
+            await sessions.end_session(s, who.session.sid)
     resp = RedirectResponse("/login", 303)
-    resp.delete_cookie("edocgw_session", path="/")
+    resp.delete_cookie(COOKIE, path="/")
     return resp
 
 
