@@ -365,6 +365,13 @@ class LoggingSettings(Section):
     retention: Duration = Field(
         parse_duration("913d"), description="How long events are kept (30 months)."
     )
+    chain_key_file: str = Field(
+        "",
+        description="HMAC key that signs checkpoints of the event chain's head, so "
+        "`edocgw log --verify` notices deleted newest events. Empty: generated into "
+        "data_dir/event-chain.key on first start. Keep a copy: without it the checkpoints "
+        "cannot be checked.",
+    )
 
 
 class Settings(Section):

@@ -197,7 +197,13 @@ def _worst_delivery(dels: list[Any]) -> str | None:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.eventlog.chainkey import ChainKeyError, load_chain_key
     from store.events import seal_events, verify_chain
+
+    try:  # a read command: never makes a key (no key and no checkpoints is a fresh log)
+        key = load_chain_key(settings, create=False)
+    except ChainKeyError as e:
+        raise CliError(str(e)) from None
 
     async def fn(db: Any) -> int:
         while True:  # seal what is not chained yet, so the walk covers every event
@@ -205,7 +211,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
                 if await seal_events(s) == 0:
                     break
         async with db.transaction() as s:
-            report = await verify_chain(s)
+            report = await verify_chain(s, key)
         if args.json:
             print_json(
                 {
@@ -215,15 +221,23 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
                     "broken_event_id": report.broken_event_id,
                     "broken_seq": report.broken_seq,
                     "reason": report.reason or None,
+                    "checkpoints": report.checkpoints,
+                    "last_checkpoint_seq": report.last_checkpoint_seq,
                 }
             )
         elif report.ok:
-            print(f"event log intact: {report.checked} events checked")
+            print(
+                f"event log intact: {report.checked} events checked, "
+                f"{report.checkpoints} signed checkpoint(s) match"
+                + ("" if report.checkpoints else " (none written yet)")
+            )
+        elif report.broken_seq is None:
+            print(f"event log cannot be verified: {report.reason}")
         else:
             print(
                 f"event log BROKEN at event {report.broken_event_id} "
                 f"(chain position {report.broken_seq}): {report.reason}; "
-                f"{report.checked} events before it are intact"
+                f"{report.checked} events checked"
             )
         return 0 if report.ok else 1
 

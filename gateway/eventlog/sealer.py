@@ -7,7 +7,7 @@ import contextlib
 import logging
 
 from store.db import Database
-from store.events import seal_events
+from store.events import checkpoint, seal_events
 
 log = logging.getLogger("edocgw.sealer")
 
@@ -15,22 +15,27 @@ log = logging.getLogger("edocgw.sealer")
 class EventSealer:
     name = "event-sealer"
 
-    def __init__(self, db: Database, interval: float = 1.0) -> None:
+    def __init__(self, db: Database, interval: float = 1.0, chain_key: bytes | None = None) -> None:
         self.db = db
         self.interval = interval
+        self.chain_key = chain_key  # signs checkpoints of the chain head (store.events)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
-    async def seal_now(self) -> int:
+    async def seal_now(self, checkpoint_interval: float = 10.0) -> int:
         total = 0
         while True:
             async with self.db.transaction() as s:
                 n = await seal_events(s)
             total += n
             if n == 0:
-                return total
+                break
+        if self.chain_key is not None:
+            async with self.db.transaction() as s:
+                await checkpoint(s, self.chain_key, checkpoint_interval)
+        return total
 
     async def _run(self) -> None:
         while True:
@@ -48,4 +53,4 @@ class EventSealer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.seal_now(), 10)
+            await asyncio.wait_for(self.seal_now(checkpoint_interval=0), 10)
