@@ -54,6 +54,7 @@ class LogFilter:
     search: str | None = None  # subject, sender, number/notation, document subject
     before_id: int | None = None  # keyset paging: only messages with a smaller id
     limit: int = 50
+    notices: bool = True  # False: leave out the gateway's own mail (receipts, DSNs)
 
     def __post_init__(self) -> None:
         if self.state and self.state not in MESSAGE_STATES + DELIVERY_STATES:
@@ -100,6 +101,8 @@ def _conditions(f: LogFilter) -> list[ColumnElement[bool]]:
         cond.append(Message.received_at >= f.since)
     if f.before_id is not None:
         cond.append(Message.id < f.before_id)
+    if not f.notices:
+        cond.append(Message.source != "internal")
     if f.state:
         by_delivery = exists().where(Delivery.message_id == Message.id, Delivery.state == f.state)
         if f.state in MESSAGE_STATES and f.state in DELIVERY_STATES:
@@ -179,6 +182,20 @@ class MessageSummary:
     verdict: str | None
     documents: list[DocumentBrief] = field(default_factory=list)
     deliveries: list[DeliveryBrief] = field(default_factory=list)
+    urgency: str | None = None  # Khẩn, Thượng khẩn, Hỏa tốc …
+    reason: str | None = None  # why it is held, quarantined or failed
+
+
+_REASONS = text(
+    """SELECT DISTINCT ON (message_id) message_id,
+       COALESCE(detail->>'reason', array_to_string(ARRAY(
+           SELECT jsonb_array_elements_text(CASE WHEN jsonb_typeof(detail->'reasons') = 'array'
+                                                 THEN detail->'reasons' END)), ', '),
+           detail->>'error') AS reason
+FROM events
+WHERE message_id = ANY(CAST(:ids AS bigint[])) AND kind IN ('held', 'quarantined', 'failed')
+ORDER BY message_id, id DESC"""
+)
 
 
 def reply_text(code: int | None, reply: str | None) -> str | None:
@@ -236,6 +253,11 @@ async def _summaries(
             )
         ).all():
             dels[dl.message_id].append(_delivery_brief(dl))
+    waiting = [m.id for m in msgs if m.state in ("held", "quarantined", "failed")]
+    reasons: dict[int, str | None] = {}
+    if waiting:
+        for r in await session.execute(_REASONS, {"ids": waiting}):
+            reasons[r.message_id] = r.reason or None
     return [
         MessageSummary(
             id=m.id,
@@ -249,6 +271,8 @@ async def _summaries(
             verdict=m.verdict,
             documents=docs[m.id],
             deliveries=dels[m.id],
+            urgency=m.urgency,
+            reason=reasons.get(m.id) or (m.error if m.state == "failed" else None),
         )
         for m in msgs
     ]

@@ -271,6 +271,12 @@ def openapi_document() -> dict[str, Any]:
         _param("q", "query", {"type": "string", "maxLength": 500}, "subject, sender, number"),
         _param("before", "query", _ID, "only messages with a smaller id (paging)"),
         _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most"),
+        _param(
+            "notices",
+            "query",
+            {"type": "string", "enum": ["show", "hide"]},
+            "hide: leave out the gateway's own receipts and DSNs",
+        ),
     ]
     queue_state = _param(
         "state",

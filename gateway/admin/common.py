@@ -97,4 +97,5 @@ def log_filter(params: Mapping[str, str], default_limit: int = 50) -> queries.Lo
         search=opt("q"),
         before_id=number("before", None),
         limit=limit if limit is not None else default_limit,
+        notices=opt("notices") not in ("hide", "0", "false", "no"),
     )

@@ -47,6 +47,10 @@ class MessageOut(Out):
     verdict: str | None
     documents: list[DocumentOut]
     deliveries: list[DeliveryOut]
+    urgency: str | None = Field(None, description="Khẩn, Thượng khẩn, Hỏa tốc … or null.")
+    reason: str | None = Field(
+        None, description="Why the message is held, quarantined or failed; else null."
+    )
 
 
 class MessageList(Out):

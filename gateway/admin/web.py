@@ -19,6 +19,7 @@ from starlette.templating import Jinja2Templates
 from gateway.admin import actions
 from gateway.admin.auth import COOKIE, CSRF_FIELD, csrf_ok, logged_in
 from gateway.admin.common import Who, context, identify, log_filter, parse_id
+from gateway.admin.eventtext import detail_items
 from store import queries, sessions
 from store.models import DELIVERY_STATES, MESSAGE_STATES
 from store.users import authenticate
@@ -35,6 +36,7 @@ def _when(v: Any) -> str:
 
 
 TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.filters["detail_items"] = detail_items
 
 Handler = Callable[[Request, Who], Awaitable[Response]]
 

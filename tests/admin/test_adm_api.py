@@ -76,7 +76,7 @@ async def test_log_matches_the_contract_and_filters(
         seeded.ids[n] for n in ("mat", "giaymoi", "congvan", "chithi", "thongbao")
     ]  # newest first
     for m in msgs:
-        assert set(m) == LOG_KEYS
+        assert set(m) == LOG_KEYS | {"urgency", "reason"}  # DESIGN §7, plus two added fields
         for d in m["documents"]:
             assert set(d) == DOC_KEYS
         for d in m["deliveries"]:
