@@ -13,7 +13,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, exists, func, literal, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    any_,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.types import parse_duration
@@ -52,7 +63,7 @@ class LogFilter:
     agency: str | None = None
     sender: str | None = None
     search: str | None = None  # subject, sender, number/notation, document subject
-    before_id: int | None = None  # keyset paging: only messages with a smaller id
+    before_id: int | None = None  # keyset paging: the messages listed after this one
     limit: int = 50
     notices: bool = True  # False: leave out the gateway's own mail (receipts, DSNs)
 
@@ -100,7 +111,15 @@ def _conditions(f: LogFilter) -> list[ColumnElement[bool]]:
     if f.since is not None:
         cond.append(Message.received_at >= f.since)
     if f.before_id is not None:
-        cond.append(Message.id < f.before_id)
+        # Keyset paging in the list's own order (newest first by received_at, then id):
+        # "before ID" is every message listed after message ID.
+        at = select(Message.received_at).where(Message.id == f.before_id).scalar_subquery()
+        cond.append(
+            or_(
+                tuple_(Message.received_at, Message.id) < tuple_(at, literal(f.before_id)),
+                and_(at.is_(None), Message.id < f.before_id),  # an unknown id: by id alone
+            )
+        )
     if not f.notices:
         cond.append(Message.source != "internal")
     if f.state:
