@@ -182,10 +182,42 @@ def checkpoint_mac(key: bytes, chain_seq: int, event_id: int, head_hash: str) ->
     return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 
 
-async def checkpoint(session: AsyncSession, key: bytes, min_interval: float = 10.0) -> bool:
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed chain head, as kept in event_checkpoints and in the witness file."""
+
+    chain_seq: int
+    event_id: int
+    head_hash: str
+    mac: str
+    at: str  # ISO time it was taken
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain_seq": self.chain_seq,
+            "event_id": self.event_id,
+            "head_hash": self.head_hash,
+            "mac": self.mac,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Checkpoint:
+        return cls(
+            chain_seq=int(d["chain_seq"]),
+            event_id=int(d["event_id"]),
+            head_hash=str(d["head_hash"]),
+            mac=str(d["mac"]),
+            at=str(d.get("at") or ""),
+        )
+
+
+async def checkpoint(
+    session: AsyncSession, key: bytes, min_interval: float = 10.0
+) -> Checkpoint | None:
     """Sign the chain head into event_checkpoints, unless it is already checkpointed or the
-    last checkpoint is younger than `min_interval` seconds (0: always). Returns whether one
-    was written. Runs under the sealing lock, so the head cannot move meanwhile."""
+    last checkpoint is younger than `min_interval` seconds (0: always). Returns the one
+    written, if any. Runs under the sealing lock, so the head cannot move meanwhile."""
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SEAL_LOCK})
     head = (
         await session.execute(
@@ -196,7 +228,7 @@ async def checkpoint(session: AsyncSession, key: bytes, min_interval: float = 10
         )
     ).first()
     if head is None or head.hash is None:
-        return False
+        return None
     last = (
         await session.execute(
             select(
@@ -208,17 +240,17 @@ async def checkpoint(session: AsyncSession, key: bytes, min_interval: float = 10
         )
     ).first()
     if last is not None and (last.chain_seq >= head.chain_seq or last.age < min_interval):
-        return False
-    session.add(
-        EventCheckpoint(
-            chain_seq=head.chain_seq,
-            event_id=head.id,
-            head_hash=head.hash,
-            mac=checkpoint_mac(key, head.chain_seq, head.id, head.hash),
-        )
+        return None
+    row = EventCheckpoint(
+        chain_seq=head.chain_seq,
+        event_id=head.id,
+        head_hash=head.hash,
+        mac=checkpoint_mac(key, head.chain_seq, head.id, head.hash),
+        at=dt.datetime.now(dt.UTC),
     )
+    session.add(row)
     await session.flush()
-    return True
+    return Checkpoint(row.chain_seq, row.event_id, row.head_hash, row.mac, row.at.isoformat())
 
 
 @dataclass(frozen=True)
@@ -234,11 +266,15 @@ class ChainReport:
 
 
 async def verify_chain(
-    session: AsyncSession, key: bytes | None = None, batch: int = 5000
+    session: AsyncSession,
+    key: bytes | None = None,
+    batch: int = 5000,
+    witness: Checkpoint | None = None,
 ) -> ChainReport:
     """Walk the sealed events in chain order and recompute every link; then check the signed
     checkpoints (with `key`; None: there is no key, and any checkpoint makes the log
-    unverifiable)."""
+    unverifiable) and `witness`, the newest checkpoint as kept outside the database (so
+    deleting checkpoint rows along with the events they cover is noticed too)."""
     unsealed = (
         await session.execute(select(func.count()).where(Event.chain_seq.is_(None)))
     ).scalar_one()
@@ -291,11 +327,18 @@ async def verify_chain(
             checked += 1
             after = ev.chain_seq
         session.expunge_all()
-    return await _verify_checkpoints(session, key, checked, unsealed, after if checked else None)
+    return await _verify_checkpoints(
+        session, key, checked, unsealed, after if checked else None, witness
+    )
 
 
 async def _verify_checkpoints(
-    session: AsyncSession, key: bytes | None, checked: int, unsealed: int, head_seq: int | None
+    session: AsyncSession,
+    key: bytes | None,
+    checked: int,
+    unsealed: int,
+    head_seq: int | None,
+    witness: Checkpoint | None = None,
 ) -> ChainReport:
     """Every checkpoint must be signed with `key`, and every one at or after the first
     surviving event (retention trims the oldest) must name an event that is still there
@@ -308,6 +351,22 @@ async def _verify_checkpoints(
             .order_by(EventCheckpoint.chain_seq.desc(), EventCheckpoint.id.desc())
         )
     ).all()
+    if witness is not None:  # checked like a row (id None: it is the witness file's)
+        at = dt.datetime.fromisoformat(witness.at) if witness.at else dt.datetime.now(dt.UTC)
+        found = (
+            await session.execute(
+                select(Event.id, Event.hash).where(Event.chain_seq == witness.chain_seq)
+            )
+        ).first()
+        cp = EventCheckpoint(
+            chain_seq=witness.chain_seq,
+            event_id=witness.event_id,
+            head_hash=witness.head_hash,
+            mac=witness.mac,
+            at=at,
+        )
+        pseudo = (cp, found.id if found else None, found.hash if found else None)
+        rows = sorted([*rows, pseudo], key=lambda r: -r[0].chain_seq)  # type: ignore[list-item]
 
     def fail(reason: str, seq: int | None, event_id: int | None, n: int) -> ChainReport:
         return ChainReport(
@@ -332,7 +391,7 @@ async def _verify_checkpoints(
         good = checkpoint_mac(key, cp.chain_seq, cp.event_id, cp.head_hash)
         if not hmac.compare_digest(good, cp.mac):
             return fail(
-                f"checkpoint {cp.id} of {when} is not signed with this gateway's chain key",
+                f"{_which(cp)} of {when} is not signed with this gateway's chain key",
                 cp.chain_seq,
                 cp.event_id,
                 n,
@@ -347,7 +406,7 @@ async def _verify_checkpoints(
                 else (f"the log now ends at chain position {head_seq}")
             )
             return fail(
-                f"newest events cut: the checkpoint of {when} signed chain position "
+                f"newest events cut: the {_which(cp)} of {when} signed chain position "
                 f"{cp.chain_seq} (event {cp.event_id}), but {end}: events at positions "
                 f"{(head_seq or 0) + 1}..{cp.chain_seq} or later are missing",
                 (head_seq or 0) + 1,
@@ -356,7 +415,7 @@ async def _verify_checkpoints(
             )
         if event_id != cp.event_id or event_hash_now != cp.head_hash:
             return fail(
-                f"chain position {cp.chain_seq} does not match the checkpoint of {when} "
+                f"chain position {cp.chain_seq} does not match the {_which(cp)} of {when} "
                 f"(signed event {cp.event_id}, hash {cp.head_hash[:12]}…): the chain was "
                 "rewritten from there",
                 cp.chain_seq,
@@ -371,6 +430,10 @@ async def _verify_checkpoints(
         checkpoints=n,
         last_checkpoint_seq=rows[0][0].chain_seq if rows else None,
     )
+
+
+def _which(cp: EventCheckpoint) -> str:
+    return f"checkpoint {cp.id}" if cp.id is not None else "checkpoint in the witness file"
 
 
 def _broken(checked: int, unsealed: int, ev: Event, reason: str) -> ChainReport:

@@ -244,11 +244,17 @@ def _worst_delivery(dels: list[Any]) -> str | None:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    from gateway.eventlog.chainkey import ChainKeyError, load_chain_key
+    from gateway.eventlog.chainkey import (
+        ChainKeyError,
+        load_chain_key,
+        read_witness,
+        witness_path,
+    )
     from store.events import seal_events, verify_chain
 
     try:  # a read command: never makes a key (no key and no checkpoints is a fresh log)
         key = load_chain_key(settings, create=False)
+        witness = read_witness(witness_path(settings))
     except ChainKeyError as e:
         raise CliError(str(e)) from None
 
@@ -258,7 +264,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
                 if await seal_events(s) == 0:
                     break
         async with db.transaction() as s:
-            report = await verify_chain(s, key)
+            report = await verify_chain(s, key, witness=witness)
         if args.json:
             print_json(
                 {

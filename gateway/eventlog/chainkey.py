@@ -8,11 +8,13 @@ tables cannot sign a shortened chain.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
 
 from config import Settings
+from store.events import Checkpoint
 
 
 class ChainKeyError(Exception):
@@ -50,3 +52,26 @@ def load_chain_key(settings: Settings, *, create: bool) -> bytes | None:
     if len(key) < 16:
         raise ChainKeyError(f"logging.chain_key_file {path}: needs at least 16 bytes")
     return key
+
+
+def witness_path(settings: Settings) -> Path:
+    """Where the newest checkpoint is also kept, outside the database: whoever deletes the
+    newest events and the checkpoints that cover them still leaves this one behind."""
+    return Path(settings.gateway.data_dir) / "event-chain.head"
+
+
+def write_witness(path: Path, cp: Checkpoint) -> None:
+    """Replace the witness file atomically (a crash leaves the old one or the new one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(cp.to_json()) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_witness(path: Path) -> Checkpoint | None:
+    """The witness, or None when there is none yet; a damaged file is an error to report."""
+    try:
+        return Checkpoint.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ChainKeyError(f"event chain witness {path}: unreadable ({e})") from None

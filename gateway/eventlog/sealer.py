@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 
+from gateway.eventlog.chainkey import write_witness
 from store.db import Database
 from store.events import checkpoint, seal_events
 
@@ -15,10 +17,17 @@ log = logging.getLogger("edocgw.sealer")
 class EventSealer:
     name = "event-sealer"
 
-    def __init__(self, db: Database, interval: float = 1.0, chain_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        interval: float = 1.0,
+        chain_key: bytes | None = None,
+        witness: Path | None = None,
+    ) -> None:
         self.db = db
         self.interval = interval
         self.chain_key = chain_key  # signs checkpoints of the chain head (store.events)
+        self.witness = witness  # the newest checkpoint, also kept outside the database
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -34,7 +43,9 @@ class EventSealer:
                 break
         if self.chain_key is not None:
             async with self.db.transaction() as s:
-                await checkpoint(s, self.chain_key, checkpoint_interval)
+                cp = await checkpoint(s, self.chain_key, checkpoint_interval)
+            if cp is not None and self.witness is not None:
+                await asyncio.to_thread(write_witness, self.witness, cp)
         return total
 
     async def _run(self) -> None:

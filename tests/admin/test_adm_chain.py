@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from config import Settings
-from gateway.eventlog.chainkey import chain_key_path, load_chain_key
+from gateway.eventlog.chainkey import chain_key_path, load_chain_key, witness_path
 from gateway.eventlog.sealer import EventSealer
 from store.db import Database
 from store.events import append_event
@@ -111,3 +111,29 @@ async def test_forged_checkpoints_and_a_lost_key(
     code, out, _ = await run(config_file, "log", "--verify")
     assert code == 1 and "no chain key" in out, out
     assert not chain_key_path(settings).exists()
+
+
+async def test_the_witness_file_finds_a_cut_with_its_checkpoints_deleted(
+    config_file: Path,  # noqa: F811
+    settings: Settings,
+    db: Database,
+    seeded: Seeded,
+) -> None:
+    key = load_chain_key(settings, create=True)
+    sealer = EventSealer(db, chain_key=key, witness=witness_path(settings))
+    await sealer.seal_now(checkpoint_interval=0)
+    await add_events(db, 3, "newest")
+    await sealer.seal_now(checkpoint_interval=0)
+    signed_seq, _ = await head(db)
+    assert json.loads(witness_path(settings).read_text())["chain_seq"] == signed_seq
+    assert (await run(config_file, "log", "--verify"))[0] == 0
+    # The newest events go, and with them every checkpoint row in the database.
+    async with db.transaction() as s:
+        await s.execute(text("DELETE FROM events WHERE chain_seq > :k"), {"k": signed_seq - 2})
+        await s.execute(text("DELETE FROM event_checkpoints"))
+    code, out, _ = await run(config_file, "log", "--verify")
+    assert code == 1 and "newest events cut" in out and "witness file" in out, out
+    # A damaged witness file is named, not a traceback.
+    witness_path(settings).write_text("{not json", encoding="utf-8")
+    code, out, err = await run(config_file, "log", "--verify")
+    assert code == 1 and "event chain witness" in err and "Traceback" not in err
