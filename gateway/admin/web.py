@@ -149,6 +149,8 @@ async def login_submit(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     who = await identify(request)
     form = await request.form()
+    if who.user is None:  # already ended (logged out elsewhere, disabled): nothing to do
+        return RedirectResponse("/login", 303)
     if not csrf_ok(who.session, form.get(CSRF_FIELD)):  # type: ignore[arg-type]
         return error_page(
             request, who, 403, "Refused", "The form's CSRF token is missing or wrong."

@@ -69,6 +69,12 @@ async def test_logout_ends_the_session(
     await expect(page).to_have_url(re.compile(r"/login\?next="))
     # ... and so is every copy of its old cookie, though its signature is still good
     assert await replay(server.url, cookie) == (303, 401)
+    # A second tab's "Log out" after the session ended just shows the login page.
+    async with httpx.AsyncClient(
+        base_url=server.url, timeout=10, cookies={"edocgw_session": cookie}
+    ) as c:
+        again = await c.post("/logout", data={"csrf": "whatever"})
+        assert again.status_code == 303 and again.headers["location"] == "/login"
     await page.context.add_cookies([{"name": "edocgw_session", "value": cookie, "url": server.url}])
     await page.goto(server.url + "/messages")
     await expect(page).to_have_url(re.compile(r"/login\?next="))
