@@ -413,7 +413,17 @@ class AdminSettings(Section):
         "", description="Key for session cookies. Empty: generated into data_dir."
     )
     login_failures_per_minute: int = Field(
-        5, ge=1, description="Failed web logins per client address (and per name) per minute."
+        5,
+        ge=1,
+        description="Failed web logins per (user name, client address) before a back-off "
+        "starts: each further failure doubles the wait (5 s, 10 s, 20 s …) up to "
+        "login_backoff_max. One address gets 4 times as many under all names together.",
+    )
+    login_backoff_max: Duration = Field(
+        parse_duration("15m"), description="The longest wait after failed web logins."
+    )
+    session_lifetime: Duration = Field(
+        parse_duration("8h"), description="A web admin login lasts this long (logout ends it)."
     )
     metrics_require_auth: bool = Field(
         False,
@@ -429,6 +439,13 @@ class LoggingSettings(Section):
     )
     retention: Duration = Field(
         parse_duration("913d"), description="How long events are kept (30 months)."
+    )
+    chain_key_file: str = Field(
+        "",
+        description="HMAC key that signs checkpoints of the event chain's head, so "
+        "`edocgw log --verify` notices deleted newest events. Empty: generated into "
+        "data_dir/event-chain.key on first start. Keep a copy: without it the checkpoints "
+        "cannot be checked.",
     )
 
 

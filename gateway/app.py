@@ -41,6 +41,7 @@ def build_components(settings: Settings, db: Database) -> list[Component]:
     and the retention sweeper: background work that need not share the listeners' core."""
     from gateway.admin.server import AdminServer
     from gateway.delivery.service import DeliveryService
+    from gateway.eventlog.chainkey import load_chain_key, witness_path
     from gateway.eventlog.retention import RetentionSweeper
     from gateway.eventlog.sealer import EventSealer
     from gateway.imap import ImapFetcher
@@ -57,7 +58,11 @@ def build_components(settings: Settings, db: Database) -> list[Component]:
     if delegated:
         components.append(WorkerProcesses(settings, db.url, delegated))
     else:  # cheap, and safe to run in every serve process on the database
-        components += [EventSealer(db), RetentionSweeper(db, settings.logging.retention)]
+        chain_key = load_chain_key(settings, create=True)
+        components += [
+            EventSealer(db, chain_key=chain_key, witness=witness_path(settings)),
+            RetentionSweeper(db, settings.logging.retention),
+        ]
     if "pipeline" in roles and "pipeline" not in delegated:
         components.append(Pipeline(settings, db))
     if "delivery" in roles and "delivery" not in delegated:

@@ -73,6 +73,7 @@ def check_files(settings: Settings) -> None:
         ("smtp.tls_key", settings.smtp.tls_key),
         ("receipts.sign_cert", settings.receipts.sign_cert),
         ("receipts.sign_key", settings.receipts.sign_key),
+        ("logging.chain_key_file", settings.logging.chain_key_file),
     ]
     singles += [(f"imap[{i}].password_file", a.password_file) for i, a in enumerate(settings.imap)]
     for key, value in singles:

@@ -5,12 +5,18 @@ sealer then walks unsealed events in id order under an advisory lock and gives e
 `chain_seq` and `hash = sha256(prev_hash || canonical content)`. Sealing in seal order rather
 than insert order sidesteps the fact that ids commit out of order. `verify_chain` recomputes
 every hash: an edited row, a deleted row (a gap in chain_seq) or a re-linked row is named.
+
+A chain alone cannot tell that its newest events were deleted: the shorter chain is still
+consistent. So the sealer also writes HMAC-signed checkpoints of the chain head (position,
+event id, hash) with a key kept outside the database; `verify_chain` checks every surviving
+checkpoint against the events, and a cut tail or a rewritten head is named.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +25,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import Event
+from store.models import Event, EventCheckpoint
 
 GENESIS = "0" * 64
 _SEAL_LOCK = 0x6564_6F65
@@ -171,6 +177,82 @@ async def seal_events(session: AsyncSession, limit: int = 5000) -> int:
     return len(params)
 
 
+def checkpoint_mac(key: bytes, chain_seq: int, event_id: int, head_hash: str) -> str:
+    body = json.dumps(["edocgw-chain-checkpoint", chain_seq, event_id, head_hash])
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed chain head, as kept in event_checkpoints and in the witness file."""
+
+    chain_seq: int
+    event_id: int
+    head_hash: str
+    mac: str
+    at: str  # ISO time it was taken
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain_seq": self.chain_seq,
+            "event_id": self.event_id,
+            "head_hash": self.head_hash,
+            "mac": self.mac,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Checkpoint:
+        return cls(
+            chain_seq=int(d["chain_seq"]),
+            event_id=int(d["event_id"]),
+            head_hash=str(d["head_hash"]),
+            mac=str(d["mac"]),
+            at=str(d.get("at") or ""),
+        )
+
+
+async def checkpoint(
+    session: AsyncSession, key: bytes, min_interval: float = 10.0
+) -> Checkpoint | None:
+    """Sign the chain head into event_checkpoints, unless it is already checkpointed or the
+    last checkpoint is younger than `min_interval` seconds (0: always). Returns the one
+    written, if any. Runs under the sealing lock, so the head cannot move meanwhile."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SEAL_LOCK})
+    head = (
+        await session.execute(
+            select(Event.chain_seq, Event.id, Event.hash)
+            .where(Event.chain_seq.is_not(None))
+            .order_by(Event.chain_seq.desc())
+            .limit(1)
+        )
+    ).first()
+    if head is None or head.hash is None:
+        return None
+    last = (
+        await session.execute(
+            select(
+                EventCheckpoint.chain_seq,
+                func.extract("epoch", func.now() - EventCheckpoint.at).label("age"),
+            )
+            .order_by(EventCheckpoint.chain_seq.desc())
+            .limit(1)
+        )
+    ).first()
+    if last is not None and (last.chain_seq >= head.chain_seq or last.age < min_interval):
+        return None
+    row = EventCheckpoint(
+        chain_seq=head.chain_seq,
+        event_id=head.id,
+        head_hash=head.hash,
+        mac=checkpoint_mac(key, head.chain_seq, head.id, head.hash),
+        at=dt.datetime.now(dt.UTC),
+    )
+    session.add(row)
+    await session.flush()
+    return Checkpoint(row.chain_seq, row.event_id, row.head_hash, row.mac, row.at.isoformat())
+
+
 @dataclass(frozen=True)
 class ChainReport:
     ok: bool
@@ -179,10 +261,20 @@ class ChainReport:
     broken_event_id: int | None = None
     broken_seq: int | None = None
     reason: str = ""
+    checkpoints: int = 0  # signed checkpoints checked against the events
+    last_checkpoint_seq: int | None = None
 
 
-async def verify_chain(session: AsyncSession, batch: int = 5000) -> ChainReport:
-    """Walk the sealed events in chain order and recompute every link."""
+async def verify_chain(
+    session: AsyncSession,
+    key: bytes | None = None,
+    batch: int = 5000,
+    witness: Checkpoint | None = None,
+) -> ChainReport:
+    """Walk the sealed events in chain order and recompute every link; then check the signed
+    checkpoints (with `key`; None: there is no key, and any checkpoint makes the log
+    unverifiable) and `witness`, the newest checkpoint as kept outside the database (so
+    deleting checkpoint rows along with the events they cover is noticed too)."""
     unsealed = (
         await session.execute(select(func.count()).where(Event.chain_seq.is_(None)))
     ).scalar_one()
@@ -235,7 +327,113 @@ async def verify_chain(session: AsyncSession, batch: int = 5000) -> ChainReport:
             checked += 1
             after = ev.chain_seq
         session.expunge_all()
-    return ChainReport(ok=True, checked=checked, unsealed=unsealed)
+    return await _verify_checkpoints(
+        session, key, checked, unsealed, after if checked else None, witness
+    )
+
+
+async def _verify_checkpoints(
+    session: AsyncSession,
+    key: bytes | None,
+    checked: int,
+    unsealed: int,
+    head_seq: int | None,
+    witness: Checkpoint | None = None,
+) -> ChainReport:
+    """Every checkpoint must be signed with `key`, and every one at or after the first
+    surviving event (retention trims the oldest) must name an event that is still there
+    with the same hash. The newest one missing means the tail was cut."""
+    first_seq = await session.scalar(select(func.min(Event.chain_seq)))
+    rows = (
+        await session.execute(
+            select(EventCheckpoint, Event.id, Event.hash)
+            .outerjoin(Event, Event.chain_seq == EventCheckpoint.chain_seq)
+            .order_by(EventCheckpoint.chain_seq.desc(), EventCheckpoint.id.desc())
+        )
+    ).all()
+    if witness is not None:  # checked like a row (id None: it is the witness file's)
+        at = dt.datetime.fromisoformat(witness.at) if witness.at else dt.datetime.now(dt.UTC)
+        found = (
+            await session.execute(
+                select(Event.id, Event.hash).where(Event.chain_seq == witness.chain_seq)
+            )
+        ).first()
+        cp = EventCheckpoint(
+            chain_seq=witness.chain_seq,
+            event_id=witness.event_id,
+            head_hash=witness.head_hash,
+            mac=witness.mac,
+            at=at,
+        )
+        pseudo = (cp, found.id if found else None, found.hash if found else None)
+        rows = sorted([*rows, pseudo], key=lambda r: -r[0].chain_seq)  # type: ignore[list-item]
+
+    def fail(reason: str, seq: int | None, event_id: int | None, n: int) -> ChainReport:
+        return ChainReport(
+            ok=False,
+            checked=checked,
+            unsealed=unsealed,
+            broken_event_id=event_id,
+            broken_seq=seq,
+            reason=reason,
+            checkpoints=n,
+            last_checkpoint_seq=rows[0][0].chain_seq if rows else None,
+        )
+
+    if rows and key is None:
+        return fail(
+            f"{len(rows)} signed checkpoint(s) but no chain key to check them", None, None, 0
+        )
+    n = 0
+    for cp, event_id, event_hash_now in rows:
+        when = cp.at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        assert key is not None
+        good = checkpoint_mac(key, cp.chain_seq, cp.event_id, cp.head_hash)
+        if not hmac.compare_digest(good, cp.mac):
+            return fail(
+                f"{_which(cp)} of {when} is not signed with this gateway's chain key",
+                cp.chain_seq,
+                cp.event_id,
+                n,
+            )
+        if first_seq is not None and cp.chain_seq < first_seq:
+            n += 1  # trimmed by retention: nothing left to compare
+            continue
+        if event_id is None:
+            end = (
+                "the log is empty"
+                if head_seq is None
+                else (f"the log now ends at chain position {head_seq}")
+            )
+            return fail(
+                f"newest events cut: the {_which(cp)} of {when} signed chain position "
+                f"{cp.chain_seq} (event {cp.event_id}), but {end}: events at positions "
+                f"{(head_seq or 0) + 1}..{cp.chain_seq} or later are missing",
+                (head_seq or 0) + 1,
+                cp.event_id,
+                n,
+            )
+        if event_id != cp.event_id or event_hash_now != cp.head_hash:
+            return fail(
+                f"chain position {cp.chain_seq} does not match the {_which(cp)} of {when} "
+                f"(signed event {cp.event_id}, hash {cp.head_hash[:12]}…): the chain was "
+                "rewritten from there",
+                cp.chain_seq,
+                event_id,
+                n,
+            )
+        n += 1
+    return ChainReport(
+        ok=True,
+        checked=checked,
+        unsealed=unsealed,
+        checkpoints=n,
+        last_checkpoint_seq=rows[0][0].chain_seq if rows else None,
+    )
+
+
+def _which(cp: EventCheckpoint) -> str:
+    return f"checkpoint {cp.id}" if cp.id is not None else "checkpoint in the witness file"
 
 
 def _broken(checked: int, unsealed: int, ev: Event, reason: str) -> ChainReport:

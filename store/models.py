@@ -296,3 +296,44 @@ class Destination(Base):
     paused_until: Mapped[dt.datetime | None] = mapped_column(TS)
     last_error: Mapped[str | None] = mapped_column(Text)
     score: Mapped[float] = mapped_column(Float, server_default="0")
+
+
+class AdminSession(Base):
+    """A logged-in web admin session. Only the SHA-256 of the cookie's random id is kept, so
+    a database reader cannot take over a session; deleting the row ends it at once."""
+
+    __tablename__ = "admin_sessions"
+
+    id_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_name: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+    expires_at: Mapped[dt.datetime] = mapped_column(TS)
+
+    __table_args__ = (Index("ix_admin_sessions_user", "user_name"),)
+
+
+class AdminLoginFailure(Base):
+    """Failed web logins per (user name, client address): the back-off state."""
+
+    __tablename__ = "admin_login_failures"
+
+    user_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    client: Mapped[str] = mapped_column(Text, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+    locked_until: Mapped[dt.datetime | None] = mapped_column(TS)
+
+
+class EventCheckpoint(Base):
+    """A signed (HMAC) record of the event chain's head, so a cut tail is noticed."""
+
+    __tablename__ = "event_checkpoints"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+    chain_seq: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[str] = mapped_column(Text)
+    mac: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_event_checkpoints_seq", "chain_seq"),)

@@ -13,7 +13,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, exists, func, literal, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    any_,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.types import parse_duration
@@ -52,8 +63,9 @@ class LogFilter:
     agency: str | None = None
     sender: str | None = None
     search: str | None = None  # subject, sender, number/notation, document subject
-    before_id: int | None = None  # keyset paging: only messages with a smaller id
+    before_id: int | None = None  # keyset paging: the messages listed after this one
     limit: int = 50
+    notices: bool = True  # False: leave out the gateway's own mail (receipts, DSNs)
 
     def __post_init__(self) -> None:
         if self.state and self.state not in MESSAGE_STATES + DELIVERY_STATES:
@@ -99,7 +111,17 @@ def _conditions(f: LogFilter) -> list[ColumnElement[bool]]:
     if f.since is not None:
         cond.append(Message.received_at >= f.since)
     if f.before_id is not None:
-        cond.append(Message.id < f.before_id)
+        # Keyset paging in the list's own order (newest first by received_at, then id):
+        # "before ID" is every message listed after message ID.
+        at = select(Message.received_at).where(Message.id == f.before_id).scalar_subquery()
+        cond.append(
+            or_(
+                tuple_(Message.received_at, Message.id) < tuple_(at, literal(f.before_id)),
+                and_(at.is_(None), Message.id < f.before_id),  # an unknown id: by id alone
+            )
+        )
+    if not f.notices:
+        cond.append(Message.source != "internal")
     if f.state:
         by_delivery = exists().where(Delivery.message_id == Message.id, Delivery.state == f.state)
         if f.state in MESSAGE_STATES and f.state in DELIVERY_STATES:
@@ -182,6 +204,20 @@ class MessageSummary:
     deliveries: list[DeliveryBrief] = field(default_factory=list)
     sender_auth: dict[str, Any] | None = None  # inbound SPF/DKIM/DMARC; None: not checked
     flags: list[str] = field(default_factory=list)  # e.g. sender_not_official
+    urgency: str | None = None  # Khẩn, Thượng khẩn, Hỏa tốc …
+    reason: str | None = None  # why it is held, quarantined or failed
+
+
+_REASONS = text(
+    """SELECT DISTINCT ON (message_id) message_id,
+       COALESCE(detail->>'reason', array_to_string(ARRAY(
+           SELECT jsonb_array_elements_text(CASE WHEN jsonb_typeof(detail->'reasons') = 'array'
+                                                 THEN detail->'reasons' END)), ', '),
+           detail->>'error') AS reason
+FROM events
+WHERE message_id = ANY(CAST(:ids AS bigint[])) AND kind IN ('held', 'quarantined', 'failed')
+ORDER BY message_id, id DESC"""
+)
 
 
 def reply_text(code: int | None, reply: str | None) -> str | None:
@@ -240,6 +276,11 @@ async def _summaries(
         ).all():
             dels[dl.message_id].append(_delivery_brief(dl))
     flags = await message_flags(session, ids)
+    waiting = [m.id for m in msgs if m.state in ("held", "quarantined", "failed")]
+    reasons: dict[int, str | None] = {}
+    if waiting:
+        for r in await session.execute(_REASONS, {"ids": waiting}):
+            reasons[r.message_id] = r.reason or None
     return [
         MessageSummary(
             id=m.id,
@@ -255,6 +296,8 @@ async def _summaries(
             deliveries=dels[m.id],
             sender_auth=m.auth_results,
             flags=flags.get(m.id, []),
+            urgency=m.urgency,
+            reason=reasons.get(m.id) or (m.error if m.state == "failed" else None),
         )
         for m in msgs
     ]

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import User
+from store.models import AdminSession, User
 
 ROLES = ("submit", "admin")
 _N, _R, _P = 2**14, 8, 1
@@ -81,9 +81,24 @@ async def list_users(session: AsyncSession) -> list[UserInfo]:
 
 
 async def set_active(session: AsyncSession, name: str, active: bool) -> None:
+    """Enable or disable a user; disabling ends their web sessions in the same transaction."""
     res = await session.execute(update(User).where(User.name == name).values(active=active))
     if res.rowcount == 0:  # type: ignore[attr-defined]
         raise UserError(f"no user {name}")
+    if not active:
+        await session.execute(delete(AdminSession).where(AdminSession.user_name == name))
+
+
+async def set_password(session: AsyncSession, name: str, password: str) -> None:
+    """A new password; every web session of the user ends with the old one."""
+    if len(password) < 8:
+        raise UserError("password must have at least 8 characters")
+    res = await session.execute(
+        update(User).where(User.name == name).values(password_hash=hash_password(password))
+    )
+    if res.rowcount == 0:  # type: ignore[attr-defined]
+        raise UserError(f"no user {name}")
+    await session.execute(delete(AdminSession).where(AdminSession.user_name == name))
 
 
 async def authenticate(

@@ -269,8 +269,14 @@ def openapi_document() -> dict[str, Any]:
         _param("agency", "query", {"type": "string", "maxLength": 500}, "agency code"),
         _param("sender", "query", {"type": "string", "maxLength": 500}, "sender contains"),
         _param("q", "query", {"type": "string", "maxLength": 500}, "subject, sender, number"),
-        _param("before", "query", _ID, "only messages with a smaller id (paging)"),
+        _param("before", "query", _ID, "only messages listed after this one (paging)"),
         _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most"),
+        _param(
+            "notices",
+            "query",
+            {"type": "string", "enum": ["show", "hide"]},
+            "hide: leave out the gateway's own receipts and DSNs",
+        ),
     ]
     queue_state = _param(
         "state",

@@ -26,9 +26,9 @@ from starlette.staticfiles import StaticFiles
 from config import Settings
 from gateway import metrics
 from gateway.admin import api, report, web
-from gateway.admin.auth import LoginLimiter, SessionCodec
+from gateway.admin.auth import SessionCodec
 from gateway.admin.common import AdminContext, context, identify
-from store import queries
+from store import queries, sessions
 from store.db import Database
 
 log = logging.getLogger("edocgw.admin")
@@ -140,7 +140,11 @@ def build_app(
         settings=settings,
         db=db,
         codec=SessionCodec(key),
-        limiter=LoginLimiter(settings.admin.login_failures_per_minute),
+        backoff=sessions.Backoff(
+            free=settings.admin.login_failures_per_minute,
+            max_wait=settings.admin.login_backoff_max.total_seconds(),
+            free_per_address=4 * settings.admin.login_failures_per_minute,
+        ),
         components=components,
     )
     return app

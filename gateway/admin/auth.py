@@ -1,21 +1,23 @@
-"""Who is asking: signed session cookies, CSRF tokens, bearer tokens, the login rate limit.
+"""Who is asking: signed session cookies, CSRF tokens, bearer tokens, the login back-off.
 
-The session lives entirely in one HMAC-signed cookie (`HttpOnly`, `SameSite=Strict`), so
-several gateway processes behind one address share logins as long as they share the key
-file. Every visitor gets a session — anonymous ones carry only a CSRF token — so the login
-form is protected like every other form. Logging in issues a fresh cookie and CSRF token.
+The cookie is HMAC-signed (`HttpOnly`, `SameSite=Strict`) and carries the CSRF token and, once
+logged in, a random session id whose hash is a row in PostgreSQL (store.sessions): the row,
+not the cookie, says who is logged in, so logout, disabling a user or a password change end
+the session at once, in every gateway process. Every visitor gets a cookie — anonymous ones
+carry only a CSRF token and cost no database row — so the login form is protected like every
+other form. Logging in issues a fresh cookie, session id and CSRF token.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
 import os
 import secrets
 import time
-from collections import defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,6 @@ from starlette.responses import Response
 from config import Settings
 
 COOKIE = "edocgw_session"
-SESSION_LIFETIME = 8 * 3600
 ANON_LIFETIME = 2 * 3600
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
@@ -52,7 +53,7 @@ def load_session_key(settings: Settings) -> bytes:
 
 @dataclass
 class Session:
-    user: str | None
+    sid: str | None  # the random session id (its hash is the database row); None: anonymous
     csrf: str
     expires: int
     new: bool = False  # must be (re)sent to the browser
@@ -67,7 +68,7 @@ class SessionCodec:
 
     def encode(self, s: Session) -> str:
         body = base64.urlsafe_b64encode(
-            json.dumps({"u": s.user, "c": s.csrf, "e": s.expires}).encode()
+            json.dumps({"s": s.sid, "c": s.csrf, "e": s.expires}).encode()
         )
         return body.decode() + "." + self._sign(body)
 
@@ -79,8 +80,9 @@ class SessionCodec:
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(body.encode()))
-            s = Session(user=data["u"], csrf=str(data["c"]), expires=int(data["e"]))
-        except (ValueError, KeyError, TypeError):
+            sid = data.get("s")
+            s = Session(sid=str(sid) if sid else None, csrf=str(data["c"]), expires=int(data["e"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
         return s if s.expires > time.time() else None
 
@@ -105,18 +107,19 @@ class SessionCodec:
 
 def anonymous() -> Session:
     return Session(
-        user=None,
+        sid=None,
         csrf=secrets.token_urlsafe(24),
         expires=int(time.time()) + ANON_LIFETIME,
         new=True,
     )
 
 
-def logged_in(user: str) -> Session:
+def logged_in(sid: str, lifetime: dt.timedelta) -> Session:
+    """The cookie of a session just opened in the database (store.sessions.open_session)."""
     return Session(
-        user=user,
+        sid=sid,
         csrf=secrets.token_urlsafe(24),
-        expires=int(time.time()) + SESSION_LIFETIME,
+        expires=int(time.time() + lifetime.total_seconds()),
         new=True,
     )
 
@@ -129,36 +132,3 @@ def bearer_token(request: Request) -> str | None:
     h = request.headers.get("authorization", "")
     scheme, _, token = h.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-class LoginLimiter:
-    """At most `limit` failed logins per client address and per user name in `window` s."""
-
-    def __init__(self, limit: int, window: float = 60.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures[key]
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        return q
-
-    def retry_after(self, keys: list[str]) -> int:
-        """Seconds to wait before another attempt, 0 when allowed."""
-        now = time.monotonic()
-        wait = 0.0
-        for k in keys:
-            q = self._recent(k, now)
-            if len(q) >= self.limit:
-                wait = max(wait, q[0] + self.window - now)
-        return int(wait) + 1 if wait > 0 else 0
-
-    def failed(self, keys: list[str]) -> None:
-        now = time.monotonic()
-        for k in keys:
-            self._recent(k, now).append(now)
-        if len(self._failures) > 10_000:  # forget idle keys so memory stays bounded
-            for k in [k for k, q in self._failures.items() if not self._recent(k, now)]:
-                del self._failures[k]

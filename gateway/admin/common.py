@@ -10,8 +10,8 @@ from typing import Any
 from starlette.requests import Request
 
 from config import Settings
-from gateway.admin.auth import LoginLimiter, Session, SessionCodec, bearer_token
-from store import queries
+from gateway.admin.auth import Session, SessionCodec, anonymous, bearer_token
+from store import queries, sessions
 from store.db import Database
 from store.users import UserInfo, user_for_token
 
@@ -23,7 +23,7 @@ class AdminContext:
     settings: Settings
     db: Database
     codec: SessionCodec
-    limiter: LoginLimiter
+    backoff: sessions.Backoff
     components: Sequence[Any] = ()  # the service's components, for /healthz
     started: float = field(default_factory=time.monotonic)
 
@@ -44,8 +44,10 @@ class Who:
 
 
 async def identify(request: Request) -> Who:
-    """The bearer token if one is sent, else the session cookie's user (re-read from the
-    database on every request, so disabling a user or dropping the role takes effect at once)."""
+    """The bearer token if one is sent, else the user of the cookie's session row (read from
+    the database on every request, so logout, disabling a user, a password change or a
+    dropped role take effect at once). A cookie whose session has ended is replaced by an
+    anonymous one."""
     ctx = context(request)
     session = ctx.codec.session(request)
     token = bearer_token(request)
@@ -53,11 +55,12 @@ async def identify(request: Request) -> Who:
         async with ctx.db.transaction() as s:
             user = await user_for_token(s, token)
         return Who(user, session, "bearer")
-    if session.user:
+    if session.sid:
         async with ctx.db.transaction() as s:
-            user = await queries.user_by_name(s, session.user)
-        if user is not None and user.active:
+            user = await sessions.session_user(s, session.sid)
+        if user is not None:
             return Who(user, session, "session")
+        session = anonymous()  # ended or expired: the browser gets a fresh anonymous cookie
     return Who(None, session, "none")
 
 
@@ -94,4 +97,5 @@ def log_filter(params: Mapping[str, str], default_limit: int = 50) -> queries.Lo
         search=opt("q"),
         before_id=number("before", None),
         limit=limit if limit is not None else default_limit,
+        notices=opt("notices") not in ("hide", "0", "false", "no"),
     )

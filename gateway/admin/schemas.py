@@ -74,6 +74,10 @@ class MessageOut(Out):
         None, description="Inbound SPF/DKIM/DMARC results; null when the sender was trusted."
     )
     flags: list[str] = Field([], description="Findings such as sender_not_official.")
+    urgency: str | None = Field(None, description="Khẩn, Thượng khẩn, Hỏa tốc … or null.")
+    reason: str | None = Field(
+        None, description="Why the message is held, quarantined or failed; else null."
+    )
 
 
 class MessageList(Out):

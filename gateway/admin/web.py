@@ -17,10 +17,11 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from gateway.admin import actions
-from gateway.admin.auth import CSRF_FIELD, csrf_ok, logged_in
+from gateway.admin.auth import COOKIE, CSRF_FIELD, csrf_ok, logged_in
 from gateway.admin.common import Who, context, identify, log_filter, parse_id
+from gateway.admin.eventtext import detail_items
 from gateway.senderauth.results import sender_auth_line
-from store import queries, senders
+from store import queries, senders, sessions
 from store.models import DELIVERY_STATES, MESSAGE_STATES
 from store.users import authenticate
 
@@ -37,6 +38,7 @@ def _when(v: Any) -> str:
 
 TEMPLATES.env.filters["when"] = _when
 TEMPLATES.env.filters["sender_auth"] = sender_auth_line
+TEMPLATES.env.filters["detail_items"] = detail_items
 
 Handler = Callable[[Request, Who], Awaitable[Response]]
 
@@ -120,8 +122,8 @@ async def login_submit(request: Request) -> Response:
             error="Phiên đã hết hạn, hãy thử lại · The form expired (CSRF token): try again.",
         )  # fmt: skip
     host = request.client.host if request.client else "?"
-    keys = [f"ip:{host}", f"user:{name.casefold()}"]
-    wait = ctx.limiter.retry_after(keys)
+    async with ctx.db.transaction() as s:
+        wait = await sessions.login_wait(s, name, host)
     if wait:
         resp = render(
             request, who, "login.html", 429, next=nxt, username=name,
@@ -131,26 +133,35 @@ async def login_submit(request: Request) -> Response:
         return resp
     async with ctx.db.transaction() as s:
         user = await authenticate(s, name, password, "admin")
+        if user is None:
+            await sessions.login_failed(s, name, host, ctx.backoff)
+        else:
+            await sessions.login_succeeded(s, name, host)
+            sid = await sessions.open_session(s, user.name, ctx.settings.admin.session_lifetime)
     if user is None:
-        ctx.limiter.failed(keys)
         return render(
             request, who, "login.html", 401, next=nxt, username=name,
             error="Sai tên hoặc mật khẩu, hoặc không phải quản trị · Wrong name or password, or not an admin.",
         )  # fmt: skip
     resp = RedirectResponse(nxt, 303)
-    ctx.codec.set_cookie(resp, logged_in(user.name), request)
+    ctx.codec.set_cookie(resp, logged_in(sid, ctx.settings.admin.session_lifetime), request)
     return resp
 
 
 async def logout(request: Request) -> Response:
     who = await identify(request)
     form = await request.form()
+    if who.user is None:  # already ended (logged out elsewhere, disabled): nothing to do
+        return RedirectResponse("/login", 303)
     if not csrf_ok(who.session, form.get(CSRF_FIELD)):  # type: ignore[arg-type]
         return error_page(
             request, who, 403, "Refused", "The form's CSRF token is missing or wrong."
         )
+    if who.session.sid:  # the row goes: the cookie, wherever a copy of it is, is dead
+        async with context(request).db.transaction() as s:
+            await sessions.end_session(s, who.session.sid)
     resp = RedirectResponse("/login", 303)
-    resp.delete_cookie("edocgw_session", path="/")
+    resp.delete_cookie(COOKIE, path="/")
     return resp
 
 

@@ -8,6 +8,7 @@ with the admin's name as `cli:<login user>`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import os
 import sys
@@ -47,7 +48,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--agency", metavar="CODE", help="messages for this agency code")
     p.add_argument("--sender", metavar="A", help="envelope or header sender contains A")
     p.add_argument("--search", metavar="TEXT", help="subject, sender, number/notation")
-    p.add_argument("--limit", metavar="N", type=int, default=50, help="at most N (default 50)")
+    p.add_argument(
+        "--limit", metavar="N", type=int, default=50, help="at most N (default 50, at most 1000)"
+    )
+    p.add_argument(
+        "--before", metavar="ID", type=int, help="only messages older than message ID (paging)"
+    )
+    p.add_argument("--all", action="store_true", help="every match, page by page (no limit)")
+    p.add_argument(
+        "--no-notices",
+        action="store_true",
+        help="leave out the gateway's own mail (receipts, DSNs, delay warnings)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument(
         "--verify", action="store_true", help="walk the event hash chain instead (exit 1 if broken)"
@@ -132,7 +144,9 @@ def _when(v: Any) -> str:
 
 
 def _one_line(detail: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in detail.items())
+    from gateway.admin.eventtext import detail_text
+
+    return detail_text(detail)
 
 
 # ---- log -----------------------------------------------------------------------------------
@@ -145,6 +159,13 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
     from store import queries
     from store.edxml_packages import latest_statuses
 
+    if args.before is not None and args.before < 1:
+        raise CliError("--before must be a message id (a positive number)")
+    if args.limit > queries.MAX_LIMIT and not args.all:
+        raise CliError(
+            f"--limit {args.limit}: at most {queries.MAX_LIMIT} at a time; "
+            "page with --before ID, or list every match with --all"
+        )
     try:
         f = queries.LogFilter(
             since=queries.parse_since(args.since) if args.since else None,
@@ -152,58 +173,29 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
             agency=args.agency,
             sender=args.sender,
             search=args.search,
-            limit=args.limit,
+            before_id=args.before,
+            limit=queries.MAX_LIMIT if args.all else args.limit,
+            notices=not args.no_notices,
         )
     except queries.QueryError as e:
         raise CliError(str(e)) from None
 
     async def fn(db: Any) -> int:
-        async with db.transaction() as s:
-            found = await queries.list_messages(s, f)
+        found: list[Any] = []
+        page_filter = f
+        while True:  # pages of at most MAX_LIMIT, by id (keyset paging)
+            async with db.transaction() as s:
+                page = await queries.list_messages(s, page_filter)
+            found += page
+            if not args.all or len(page) < page_filter.limit:
+                break
+            page_filter = dataclasses.replace(page_filter, before_id=page[-1].id)
         if args.json:
             print_json(dump(MessageList, {"messages": found}))
             return 0
         async with db.transaction() as s:  # edXML status packages back (issue 15)
             statuses = await latest_statuses(s, [m.id for m in found])
-        rows = []
-        for m in found:
-            dels = " ".join(
-                f"{d.agency or d.recipient}:{d.state}"
-                + (f"[{statuses[d.id].get('code')}]" if d.id in statuses else "")
-                for d in m.deliveries
-            )
-            docs = "; ".join(
-                ("/".join(x for x in (d.number, d.notation) if x) or (d.filename or "?"))
-                + (f" ({d.unreadable})" if d.unreadable else "")  # why it was not read
-                for d in m.documents
-            )
-            rows.append(
-                [
-                    (str(m.id), None),
-                    (_when(m.received_at), None),
-                    (_short(m.mail_from, 28), None),
-                    (_short(m.subject, 40), None),
-                    (_short(docs, 24), None),
-                    (m.state, m.state),
-                    (m.verdict or "-", m.verdict),
-                    (_sender(m.sender_auth, m.flags), None),
-                    (dels or "-", _worst_delivery(m.deliveries)),
-                ]
-            )
-        _table(
-            rows,
-            [
-                "ID",
-                "RECEIVED",
-                "FROM",
-                "SUBJECT",
-                "DOCUMENTS",
-                "STATE",
-                "VERDICT",
-                "SENDER",
-                "DELIVERIES",
-            ],
-        )
+        _log_rows(found, statuses)
         return 0
 
     return run_db(settings, fn, existing=True)
@@ -215,6 +207,52 @@ def _sender(auth: dict[str, Any] | None, flags: list[str]) -> str:
     return " ".join([word, *flags])
 
 
+LOG_HEADERS = [
+    "MÃ / ID",
+    "NHẬN LÚC / RECEIVED",
+    "ĐỘ KHẨN / URGENCY",
+    "NGƯỜI GỬI / FROM",
+    "TRÍCH YẾU / SUBJECT",
+    "VĂN BẢN / DOCUMENTS",
+    "TRẠNG THÁI / STATE",
+    "LÝ DO / REASON",
+    "CHỮ KÝ / VERDICT",
+    "XÁC THỰC / SENDER",
+    "CHUYỂN PHÁT / DELIVERIES",
+]
+
+
+def _log_rows(found: list[Any], statuses: dict[int, dict[str, Any]]) -> None:
+    rows = []
+    for m in found:
+        dels = " ".join(
+            f"{d.agency or d.recipient}:{d.state}"
+            + (f"[{statuses[d.id].get('code')}]" if d.id in statuses else "")
+            for d in m.deliveries
+        )
+        docs = "; ".join(
+            ("/".join(x for x in (d.number, d.notation) if x) or (d.filename or "?"))
+            + (f" ({d.unreadable})" if d.unreadable else "")  # why it was not read
+            for d in m.documents
+        )
+        rows.append(
+            [
+                (str(m.id), None),
+                (_when(m.received_at), None),
+                (m.urgency or "-", None),
+                (_short(m.mail_from or "<>", 28), None),
+                (_short(m.subject, 40), None),
+                (_short(docs, 24), None),
+                (m.state, m.state),
+                (_short(m.reason, 40) or "-", None),
+                (m.verdict or "-", m.verdict),
+                (_sender(m.sender_auth, m.flags), None),
+                (dels or "-", _worst_delivery(m.deliveries)),
+            ]
+        )
+    _table(rows, LOG_HEADERS)
+
+
 def _worst_delivery(dels: list[Any]) -> str | None:
     for state in ("bounced", "deferred", "held", "queued", "sending", "delivered", "cancelled"):
         if any(d.state == state for d in dels):
@@ -223,7 +261,19 @@ def _worst_delivery(dels: list[Any]) -> str | None:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.eventlog.chainkey import (
+        ChainKeyError,
+        load_chain_key,
+        read_witness,
+        witness_path,
+    )
     from store.events import seal_events, verify_chain
+
+    try:  # a read command: never makes a key (no key and no checkpoints is a fresh log)
+        key = load_chain_key(settings, create=False)
+        witness = read_witness(witness_path(settings))
+    except ChainKeyError as e:
+        raise CliError(str(e)) from None
 
     async def fn(db: Any) -> int:
         while True:  # seal what is not chained yet, so the walk covers every event
@@ -231,7 +281,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
                 if await seal_events(s) == 0:
                     break
         async with db.transaction() as s:
-            report = await verify_chain(s)
+            report = await verify_chain(s, key, witness=witness)
         if args.json:
             print_json(
                 {
@@ -241,15 +291,23 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
                     "broken_event_id": report.broken_event_id,
                     "broken_seq": report.broken_seq,
                     "reason": report.reason or None,
+                    "checkpoints": report.checkpoints,
+                    "last_checkpoint_seq": report.last_checkpoint_seq,
                 }
             )
         elif report.ok:
-            print(f"event log intact: {report.checked} events checked")
+            print(
+                f"event log intact: {report.checked} events checked, "
+                f"{report.checkpoints} signed checkpoint(s) match"
+                + ("" if report.checkpoints else " (none written yet)")
+            )
+        elif report.broken_seq is None:
+            print(f"event log cannot be verified: {report.reason}")
         else:
             print(
                 f"event log BROKEN at event {report.broken_event_id} "
                 f"(chain position {report.broken_seq}): {report.reason}; "
-                f"{report.checked} events before it are intact"
+                f"{report.checked} events checked"
             )
         return 0 if report.ok else 1
 
@@ -396,8 +454,9 @@ def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print_json(dump(QueueOut, {"shape": shape, "deliveries": entries}))
             return 0
-        headers = ["AGENCY", "T", *shape.labels]
-        rows = [["TOTAL", str(shape.total), *map(str, shape.totals)]]
+        ages = [lbl if lbl.endswith("+") else f"≤{lbl}" for lbl in shape.labels]
+        headers = ["CƠ QUAN / AGENCY", "TỔNG / TOTAL", *ages]
+        rows = [["TẤT CẢ / ALL", str(shape.total), *map(str, shape.totals)]]
         rows += [[a.agency, str(a.total), *map(str, a.counts)] for a in shape.agencies]
         widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
         for r in [headers, *rows]:
@@ -406,7 +465,10 @@ def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
                 + " "
                 + " ".join(c.rjust(max(w, 4)) for c, w in zip(r[1:], widths[1:], strict=False))
             )
-        print("(ages in minutes since the message was received)")
+        print(
+            "TỔNG / TOTAL: deliveries waiting per agency; the other columns count them by "
+            "age: ≤N = at most N minutes since the message was received (tuổi, phút)"
+        )
         if shape.by_state:
             print("by state: " + ", ".join(f"{k} {v}" for k, v in sorted(shape.by_state.items())))
         return 0

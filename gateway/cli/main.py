@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         q = usub.add_parser(name, parents=[common], help=f"{name} a user")
         q.add_argument("name")
         q.set_defaults(func=cmd_user_active, active=active)
+    q = usub.add_parser(
+        "password", parents=[common], help="set a new password (ends the user's web sessions)"
+    )
+    q.add_argument("name")
+    q.add_argument("--password-file", metavar="F", help="read the password from F (else prompt)")
+    q.set_defaults(func=cmd_user_password)
     q = usub.add_parser("token", parents=[common], help="issue an API bearer token")
     q.add_argument("name")
     q.set_defaults(func=cmd_user_token)
@@ -186,6 +192,20 @@ def cmd_user_active(args: argparse.Namespace, settings: Settings) -> int:
         async with db.transaction() as s:
             await users.set_active(s, args.name, args.active)
         print(f"user {args.name} {'enabled' if args.active else 'disabled'}")
+        return 0
+
+    return run_db(settings, fn)
+
+
+def cmd_user_password(args: argparse.Namespace, settings: Settings) -> int:
+    from store import users
+
+    password = _read_password(args)
+
+    async def fn(db: Any) -> int:
+        async with db.transaction() as s:
+            await users.set_password(s, args.name, password)
+        print(f"password of {args.name} changed; their web sessions are ended")
         return 0
 
     return run_db(settings, fn)

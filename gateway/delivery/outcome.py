@@ -1,6 +1,8 @@
 """What an attempt's result does to the delivery, in one transaction with its events.
 
-2xx → delivered (+ delivery receipt). 5xx → bounced (+ DSN + non-delivery notice).
+2xx → delivered (+ delivery receipt). 5xx → bounced (+ DSN). One notice per event: the
+sender of a failed or late delivery gets the RFC 3464 DSN (Vietnamese text, machine-readable
+status, the original headers) and no second, receipt-style notice saying the same.
 4xx, timeouts, refused connections → deferred on the retry schedule with jitter (the last
 step repeats), with one delay warning once the delivery is late, and a bounce when it has
 been trying for `max_age`. A destination that keeps failing is paused.
@@ -160,15 +162,12 @@ async def apply_outcome(
                 will_retry_until=until,
             ),
         )
-        notice = await _notice(
-            session, settings, d, "delayed", {**base, "retry_until": until.isoformat()}
-        )
         await append_event(
             session,
             "warned",
             message_id=d.message_id,
             delivery_id=d.id,
-            detail={**base, "age_seconds": int(age.total_seconds()), "dsn": dsn, "notice": notice},
+            detail={**base, "age_seconds": int(age.total_seconds()), "dsn": dsn},
         )
     return Applied("deferred", next_attempt_at=at, warned=warn, paused_until=paused)
 
@@ -203,13 +202,6 @@ async def _bounce(
             last_attempt=now,
         ),
     )
-    notice = await _notice(
-        session,
-        settings,
-        d,
-        "failed",
-        {"recipient": d.recipient, "agency": d.agency_code, "reply": reply, "status": status},
-    )
     await append_event(
         session,
         "bounced",
@@ -222,7 +214,6 @@ async def _bounce(
             "status": status,
             "reason": why,
             "dsn": dsn,
-            "notice": notice,
         },
     )
 

@@ -123,15 +123,15 @@ async def test_550_bounces_with_dsn_and_never_a_dsn_of_a_dsn(
 
     await run_service(dsettings)
     await wait_until(lambda: state_is(db, d_id, "bounced"), 10, "the bounce")
-    # The DSN and the non-delivery notice are tried once each, and bounce in turn.
-    await wait_until(lambda: _count(sender_sink, 2), 10, "DSN and notice attempts")
-    await wait_until(lambda: _internal_settled(db, 2), 10, "internal deliveries to bounce")
+    # One notice for the one failure: the DSN is tried once, and bounces in turn.
+    await wait_until(lambda: _count(sender_sink, 1), 10, "the DSN attempt")
+    await wait_until(lambda: _internal_settled(db, 1), 10, "the DSN's delivery to bounce")
 
     assert len(dest.got) == 1
     row = await delivery(db, d_id)
     assert (row.last_reply_code, row.attempts) == (550, 1)
     notices = await internal_messages(db)
-    assert sorted(n.peer for n in notices) == ["edocgw/dsn/failed", "edocgw/receipt/failed"]
+    assert [n.peer for n in notices] == ["edocgw/dsn/failed"]
     assert all(n.mail_from == "" and n.rcpt_to == [SENDER] for n in notices)
 
     dsn = next(g for g in sender_sink.got if "multipart/report" in g.header("Content-Type"))
@@ -150,10 +150,10 @@ async def test_550_bounces_with_dsn_and_never_a_dsn_of_a_dsn(
     assert headers.get_content_type() == "text/rfc822-headers"
     assert "Message-ID: <bounce-me@tayninh.gov.vn>" in headers.as_bytes().decode()
 
-    # Let the poll run again: the bounced notices made nothing new.
+    # Let the poll run again: the bounced DSN made nothing new.
     await _sleep(1.5)
-    assert len(await internal_messages(db)) == 2
-    assert len(sender_sink.got) == 2
+    assert len(await internal_messages(db)) == 1
+    assert len(sender_sink.got) == 1
     await dest.close()
 
 
@@ -181,7 +181,7 @@ async def test_unreachable_warns_then_bounces_at_max_age(db, dsettings, run_serv
 
     await run_service(dsettings)
     await wait_until(lambda: state_is(db, d_id, "bounced"), 12, "the bounce at max_age")
-    await wait_until(lambda: _count(sender_sink, 4), 10, "warning and bounce notices")
+    await wait_until(lambda: _count(sender_sink, 2), 10, "warning and bounce DSNs")
 
     row = await delivery(db, d_id)
     assert row.warned_at is not None and row.attempts >= 3
@@ -202,7 +202,7 @@ async def test_unreachable_warns_then_bounces_at_max_age(db, dsettings, run_serv
                 assert "Will-Retry-Until:" in status
         else:
             actions.append("notice:" + m["X-Edocgw-Notice"])
-    assert sorted(actions) == ["delayed", "failed", "notice:delayed", "notice:failed"]
+    assert sorted(actions) == ["delayed", "failed"]  # one notice per event: the DSNs
     # The warning went out before the bounce.
     order = [a for a in actions if not a.startswith("notice")]
     assert order == ["delayed", "failed"]
