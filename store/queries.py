@@ -179,6 +179,7 @@ class MessageSummary:
     verdict: str | None
     documents: list[DocumentBrief] = field(default_factory=list)
     deliveries: list[DeliveryBrief] = field(default_factory=list)
+    duplicate_of: int | None = None  # state `duplicate`: the message it repeats
 
 
 def reply_text(code: int | None, reply: str | None) -> str | None:
@@ -249,6 +250,7 @@ async def _summaries(
             verdict=m.verdict,
             documents=docs[m.id],
             deliveries=dels[m.id],
+            duplicate_of=m.duplicate_of,
         )
         for m in msgs
     ]

@@ -36,6 +36,7 @@ _COLOURS = {
     "expired": "31",
     "malformed": "31",
     "cancelled": "2",
+    "duplicate": "2",
 }
 
 
@@ -175,7 +176,7 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
                     (_short(m.mail_from, 28), None),
                     (_short(m.subject, 40), None),
                     (_short(docs, 24), None),
-                    (m.state, m.state),
+                    (_state_text(m), m.state),
                     (m.verdict or "-", m.verdict),
                     (dels or "-", _worst_delivery(m.deliveries)),
                 ]
@@ -187,6 +188,12 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return run_db(settings, fn, existing=True)
+
+
+def _state_text(m: Any) -> str:
+    """A duplicate names the message it repeats (that one was forwarded, this one is not)."""
+    dup = getattr(m, "duplicate_of", None)
+    return f"{m.state} of {dup}" if dup else m.state
 
 
 def _worst_delivery(dels: list[Any]) -> str | None:
@@ -253,7 +260,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_detail(m: Any) -> None:
     tty = sys.stdout.isatty()
-    print(f"Message {m.id}  {_paint(m.state, m.state, tty)}  verdict {m.verdict or '-'}")
+    print(f"Message {m.id}  {_paint(_state_text(m), m.state, tty)}  verdict {m.verdict or '-'}")
     for label, value in (
         ("Received", f"{_when(m.received_at)} via {m.source} from {m.peer}"),
         ("Auth user", m.auth_user),
