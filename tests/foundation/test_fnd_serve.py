@@ -72,7 +72,8 @@ def test_serve_without_config_uses_embedded_postgres_and_reuses_it(open_tmp):
     pgdata = (open_tmp / "var" / "pg").resolve()
     assert "no config file" in lines[0]["msg"] and "vanban@localhost" in lines[0]["msg"]
     assert f"embedded PostgreSQL, data in {pgdata}" in msgs
-    assert any(r.get("schema_upgrades") == "0001" for r in lines)
+    # every revision from the first, whatever later ones the branches add
+    assert any(str(r.get("schema_upgrades", "")).startswith("0001") for r in lines)
     assert problems == [] and p.returncode == 0
     assert (pgdata / "PG_VERSION").exists()
     assert not (pgdata / "postmaster.pid").exists()  # the server was stopped with the gateway
