@@ -508,7 +508,7 @@ def parse_bounded(raw: bytes, max_parts: int | None) -> Bounded:
     """`parse_bytes` that stops once the parser has made `max_parts` parts and is about to
     make another: the work is bounded by the limit, not by the input."""
     budget = _PartBudget(max_parts)
-    parser = FeedParser(budget, policy=policy.default)
+    parser = FeedParser(budget, policy=policy.default)  # type: ignore[arg-type]  # called with policy=
     budget.armed = True
     view = memoryview(raw)
     try:
