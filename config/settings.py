@@ -76,6 +76,12 @@ class GatewaySettings(Section):
         parse_duration("5m"),
         description="How long a worker's claim on a row lasts before another worker may take it.",
     )
+    duplicate_window: Duration = Field(
+        parse_duration("7d"),
+        description="A message seen before within this time (the same bytes, or the same "
+        "Message-ID from the same envelope sender) is stored and logged as a duplicate and "
+        "not forwarded again; 0 turns the check off.",
+    )
     agency_code: str = Field(
         "",
         description="The agency code (mã định danh) edXML packages name as their sender "

@@ -10,7 +10,8 @@ class Limits:
     """Caps applied while parsing; the defaults suit a 50 MB mail gateway."""
 
     max_message_bytes: int = 64 * 1024 * 1024
-    max_parts: int = 500
+    max_parts: int = 500  # the parser stops making parts past this (mime.parse_bounded)
+    max_header_chars: int = 16 * 1024  # of a header email's header parser is given to read
     max_depth: int = 12
     max_decoded_bytes: int = 64 * 1024 * 1024  # per part, after base64/QP
     max_total_decoded_bytes: int = 256 * 1024 * 1024

@@ -6,10 +6,12 @@ import binascii
 import datetime as dt
 import html
 import re
+from dataclasses import dataclass
 from email import policy
 from email.feedparser import FeedParser
 from email.message import Message
 from email.parser import BytesParser
+from email.policy import Policy
 from email.utils import getaddresses, parsedate_to_datetime
 
 from .containers import expand_edxml, expand_tnef, expand_zip, make_attachment
@@ -29,6 +31,7 @@ _STRUCTURAL = {
 }
 _SIG_TYPES = ("application/pkcs7-signature", "application/x-pkcs7-signature")
 _P7M_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
+_SURROGATE = re.compile("[\udc80-\udcff]")
 _TAG = re.compile(r"<[^>]{0,2000}>")
 _FEED = 64 * 1024  # characters fed to the parser at a time
 _B64_CHUNK = 1 << 20  # characters of a base64 body encoded at a time
@@ -52,7 +55,8 @@ class _Walker:
         self.raw = raw
         self.limits = limits
         self.result = ParsedMessage()
-        self.parts = 0
+        self.parts = 0  # parts walked
+        self.parsed = 0  # parts the parser made (all parses of this message)
         self.count = 0
         self.decoded_total = 0
         self.body_plain: str | None = None
@@ -62,6 +66,19 @@ class _Walker:
     def run(self) -> ParsedMessage:
         res = self.result
         raw = self.raw
+        try:
+            return self._run(raw)
+        finally:
+            res.parts_parsed = self.parsed
+
+    def _parse(self, raw: bytes) -> Bounded:
+        """Parse (a message or an attached one) within what is left of the part limit."""
+        tree = parse_bounded(raw, max(1, self.limits.max_parts - self.parsed))
+        self.parsed += tree.parts
+        return tree
+
+    def _run(self, raw: bytes) -> ParsedMessage:
+        res = self.result
         if len(raw) > self.limits.max_message_bytes:
             res.defects.append(f"message_too_large:{len(raw)}")
             res.malformed = True
@@ -70,10 +87,13 @@ class _Walker:
             head = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
             self._headers(head)
             return res
-        msg = parse_bytes(raw)
+        tree = self._parse(raw)
+        msg = tree.message
         self._headers(msg)
         try:
             self._walk(msg, "", 0, res.attachments, top=True)
+            if tree.stopped:  # the parts made so far are walked, then the limit is named
+                raise _LimitHit(f"too_many_parts:>{self.limits.max_parts}")
         except _LimitHit as hit:
             res.defects.append(str(hit))
             res.malformed = True
@@ -88,6 +108,7 @@ class _Walker:
     # -- headers ---------------------------------------------------------------------------
     def _headers(self, msg: Message) -> None:
         res = self.result
+        self._raw_header_defects(msg)
         res.subject = self._header_text(msg, "Subject") or ""
         mid = self._header_text(msg, "Message-ID")
         res.message_id = mid.strip() if mid else None
@@ -97,21 +118,52 @@ class _Walker:
         for defect in msg.defects:
             self._defect("", defect)
 
+    def _raw_header_defects(self, msg: Message) -> None:
+        """Headers whose 8-bit bytes are not UTF-8 (RFC 6532 allows UTF-8 only): the text
+        shown for them is a guess, so the message says so."""
+        seen: set[str] = set()
+        for name, value in msg.raw_items():
+            if not isinstance(value, str) or value.isascii() or name.lower() in seen:
+                continue
+            try:
+                value.encode("ascii", "surrogateescape").decode("utf-8")
+            except UnicodeError:
+                seen.add(name.lower())
+                self.result.defects.append(f"header_invalid_utf8:{name}")
+
+    def _get_all(self, msg: Message, name: str) -> list[object]:
+        """``msg.get_all(name)`` with each value cut to ``max_header_chars`` before email's
+        header parser reads it: that parser's cost grows faster than the header (a 1 MB
+        Subject took seconds), and no real header is that long."""
+        limit = self.limits.max_header_chars
+        out: list[object] = []
+        for key, value in msg.raw_items():
+            if key.lower() != name.lower():
+                continue
+            if isinstance(value, str) and len(value) > limit:
+                value = value[:limit]
+                self.result.defects.append(f"header_too_long:{name}")
+            out.append(msg.policy.header_fetch_parse(key, value))
+        return out
+
     def _header_text(self, msg: Message, name: str) -> str | None:
         try:
-            value = msg.get(name)
+            values = self._get_all(msg, name)
         except Exception as exc:
             self.result.defects.append(f"bad_header:{name}:{type(exc).__name__}")
             return None
-        if value is None:
+        if not values:
             return None
-        return fix_surrogates(" ".join(str(value).split()))
+        text = str(values[0])
+        if (_SURROGATE.search(text) or "\ufffd" in text) and _encoded_word_broken(msg, name):
+            self.result.defects.append(f"header_invalid_utf8:{name}")
+        return fix_surrogates(" ".join(text.split()))
 
     def _addresses(self, msg: Message, names: tuple[str, ...]) -> list[str]:
         out: list[str] = []
         for name in names:
             try:
-                values = msg.get_all(name) or []
+                values = self._get_all(msg, name)
                 for value in values:
                     addrs = getattr(value, "addresses", None)
                     if addrs is not None:
@@ -121,7 +173,10 @@ class _Walker:
             except Exception as exc:
                 self.result.defects.append(f"bad_header:{name}:{type(exc).__name__}")
                 try:
-                    raw_values = [str(v) for v in msg._headers if v[0].lower() == name.lower()]  # type: ignore[attr-defined]
+                    limit = self.limits.max_header_chars
+                    raw_values = [
+                        str(v)[:limit] for k, v in msg.raw_items() if k.lower() == name.lower()
+                    ]
                     out.extend(a for _, a in getaddresses(raw_values) if "@" in a)
                 except Exception:
                     pass
@@ -129,9 +184,10 @@ class _Walker:
 
     def _date(self, msg: Message) -> dt.datetime | None:
         try:
-            value = msg.get("Date")
-            if value is None:
+            values = self._get_all(msg, "Date")
+            if not values:
                 return None
+            value = values[0]
             when = getattr(value, "datetime", None)
             if when is None:
                 when = parsedate_to_datetime(str(value))
@@ -304,8 +360,10 @@ class _Walker:
         elif att.detected_type == "edxml":
             expand_edxml(att, depth, self._expand)
         elif att.detected_type == "eml":
-            inner = parse_bytes(att.data)
-            self._walk_inner(inner, att, depth)
+            tree = self._parse(att.data)
+            self._walk_inner(tree.message, att, depth)
+            if tree.stopped:
+                raise _LimitHit(f"too_many_parts:>{self.limits.max_parts}")
         self.count += len(att.children)
         if self.count > self.limits.max_attachments:
             raise _LimitHit(f"too_many_attachments:>{self.limits.max_attachments}")
@@ -375,9 +433,26 @@ class _Walker:
         if content is None:
             self.result.defects.append(f"{path}:pkcs7_content_unreadable")
             return False
-        inner = parse_bytes(content)
-        self._walk(inner, path, depth + 1, out)
+        tree = self._parse(content)
+        self._walk(tree.message, path, depth + 1, out)
+        if tree.stopped:
+            raise _LimitHit(f"too_many_parts:>{self.limits.max_parts}")
         return True
+
+
+def _encoded_word_broken(msg: Message, name: str) -> bool:
+    """Whether the replacement characters in a decoded header came from encoded words
+    (RFC 2047) whose bytes are not text in their charset (not from the header's own 8-bit
+    bytes, already named by `_raw_header_defects`, nor written as U+FFFD on purpose)."""
+    raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), "")
+    if not isinstance(raw, str):
+        return False
+    if not raw.isascii():
+        try:
+            raw = raw.encode("ascii", "surrogateescape").decode("utf-8")
+        except UnicodeError:
+            return False  # named already as 8-bit that is not UTF-8
+    return "=?" in raw and "\ufffd" not in raw
 
 
 def parse_bytes(raw: bytes) -> Message:
@@ -388,11 +463,61 @@ def parse_bytes(raw: bytes) -> Message:
     the same parser 64 KiB at a time gives the same tree (the feed parser accepts any split,
     and ASCII with surrogateescape decodes byte by byte).
     """
-    parser = FeedParser(policy=policy.default)
+    return parse_bounded(raw, None).message
+
+
+@dataclass
+class Bounded:
+    """What `parse_bounded` built: the tree (only its first parts if `stopped`) and how many
+    MIME parts the parser made."""
+
+    message: Message
+    parts: int
+    stopped: bool
+
+
+class _TooManyParts(Exception):
+    pass
+
+
+class _PartBudget:
+    """The message factory the feed parser calls once per MIME part (on the part's first
+    line, before reading it): counting there stops the parse at the limit, so a message of
+    400,000 empty parts costs what 500 cost. The first message made is the root, which
+    holds every part made so far (each is attached to its parent when it is made)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.parts = 0
+        self.root: Message | None = None
+        self.armed = False  # FeedParser calls the factory once to probe its signature
+
+    def __call__(self, policy: Policy = policy.default) -> Message:
+        msg = policy.message_factory(policy=policy)  # type: ignore[misc]
+        if not self.armed:
+            return msg
+        if self.limit is not None and self.parts >= self.limit:
+            raise _TooManyParts
+        self.parts += 1
+        if self.root is None:
+            self.root = msg
+        return msg
+
+
+def parse_bounded(raw: bytes, max_parts: int | None) -> Bounded:
+    """`parse_bytes` that stops once the parser has made `max_parts` parts and is about to
+    make another: the work is bounded by the limit, not by the input."""
+    budget = _PartBudget(max_parts)
+    parser = FeedParser(budget, policy=policy.default)  # type: ignore[arg-type]  # called with policy=
+    budget.armed = True
     view = memoryview(raw)
-    for start in range(0, len(view), _FEED):
-        parser.feed(str(view[start : start + _FEED], "ascii", "surrogateescape"))
-    return parser.close()
+    try:
+        for start in range(0, len(view), _FEED):
+            parser.feed(str(view[start : start + _FEED], "ascii", "surrogateescape"))
+        return Bounded(parser.close(), budget.parts, stopped=False)
+    except _TooManyParts:
+        assert budget.root is not None
+        return Bounded(budget.root, budget.parts, stopped=True)
 
 
 def _base64_body(part: Message) -> bytes | None:

@@ -76,6 +76,8 @@ class ParsedMessage:
     body_text: str = ""
     defects: list[str] = field(default_factory=list)
     malformed: bool = False
+    # MIME parts the parser built, attached messages included: it stops past `max_parts`.
+    parts_parsed: int = 0
 
     def all_attachments(self) -> list[Attachment]:
         """Every attachment including ZIP/TNEF/forwarded-mail children, depth first."""
@@ -85,12 +87,22 @@ class ParsedMessage:
         return out
 
 
+# What the fact patterns see of a mail's Subject. A real subject is a line or two (RFC 5322
+# lines stop at 998 characters); a 1 MB one cost seconds of regex CPU per pattern and per
+# document, so the one door every caller passes through (this context) cuts it.
+MAX_SUBJECT_CHARS = 4096
+
+
 @dataclass
 class ClassifyContext:
     """Mail-level hints used when a document itself says nothing."""
 
     subject: str = ""
     body_text: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.subject) > MAX_SUBJECT_CHARS:
+            self.subject = self.subject[:MAX_SUBJECT_CHARS]
 
 
 @dataclass

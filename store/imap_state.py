@@ -9,6 +9,7 @@ two gateway processes configured with the same account.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 
@@ -78,7 +79,13 @@ async def watermark(db: Database, account: str, mailbox: str, uidvalidity: int) 
 
 
 async def commit(
-    db: Database, account: str, mailbox: str, uidvalidity: int, uid: int, msg: HashedMessage
+    db: Database,
+    account: str,
+    mailbox: str,
+    uidvalidity: int,
+    uid: int,
+    msg: HashedMessage,
+    duplicate_window: dt.timedelta | None = None,
 ) -> Committed:
     """Store the message (unless the same bytes are stored already) and advance the watermark.
 
@@ -103,7 +110,8 @@ async def commit(
         existing = await find_by_sha256(s, msg.sha256)
         if existing is not None:
             return Committed(message_id=existing, duplicate=True)
-        return Committed(message_id=await insert_message(s, msg), duplicate=False)
+        stored = await insert_message(s, msg, duplicate_window=duplicate_window)
+        return Committed(message_id=stored, duplicate=False)
 
 
 async def skip(db: Database, account: str, mailbox: str, uidvalidity: int, uid: int) -> None:

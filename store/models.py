@@ -28,7 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 TS = DateTime(timezone=True)
 TextArray = ARRAY(Text)
 
-MESSAGE_STATES = ("received", "processed", "quarantined", "held", "failed")
+MESSAGE_STATES = ("received", "processed", "quarantined", "held", "failed", "duplicate")
 DELIVERY_STATES = ("queued", "sending", "delivered", "deferred", "bounced", "held", "cancelled")
 EVENT_KINDS = (
     "received",
@@ -95,6 +95,20 @@ class Message(Base):
         Index("ix_messages_sha256", "sha256"),
         Index("ix_messages_msgid_sender", "header_message_id", "mail_from"),
     )
+
+
+class IntakeKey(Base):
+    """A duplicate key (`sha256:<hex>` or `msgid:<sender> <Message-ID>`) and the message that
+    first had it within `[gateway] duplicate_window`. Its primary key is what makes two copies
+    committed at the same moment by two sessions end as one original and one duplicate."""
+
+    __tablename__ = "intake_keys"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    seen_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+
+    __table_args__ = (Index("ix_intake_keys_message", "message_id"),)
 
 
 class Document(Base):

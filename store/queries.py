@@ -206,6 +206,7 @@ class MessageSummary:
     flags: list[str] = field(default_factory=list)  # e.g. sender_not_official
     urgency: str | None = None  # Khẩn, Thượng khẩn, Hỏa tốc …
     reason: str | None = None  # why it is held, quarantined or failed
+    duplicate_of: int | None = None  # state `duplicate`: the message it repeats
 
 
 _REASONS = text(
@@ -298,6 +299,7 @@ async def _summaries(
             flags=flags.get(m.id, []),
             urgency=m.urgency,
             reason=reasons.get(m.id) or (m.error if m.state == "failed" else None),
+            duplicate_of=m.duplicate_of,
         )
         for m in msgs
     ]

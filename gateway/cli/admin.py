@@ -38,6 +38,7 @@ _COLOURS = {
     "expired": "31",
     "malformed": "31",
     "cancelled": "2",
+    "duplicate": "2",
 }
 
 
@@ -243,7 +244,7 @@ def _log_rows(found: list[Any], statuses: dict[int, dict[str, Any]]) -> None:
                 (_short(m.mail_from or "<>", 28), None),
                 (_short(m.subject, 40), None),
                 (_short(docs, 24), None),
-                (m.state, m.state),
+                (_state_text(m), m.state),
                 (_short(m.reason, 40) or "-", None),
                 (m.verdict or "-", m.verdict),
                 (_sender(m.sender_auth, m.flags), None),
@@ -251,6 +252,12 @@ def _log_rows(found: list[Any], statuses: dict[int, dict[str, Any]]) -> None:
             ]
         )
     _table(rows, LOG_HEADERS)
+
+
+def _state_text(m: Any) -> str:
+    """A duplicate names the message it repeats (that one was forwarded, this one is not)."""
+    dup = getattr(m, "duplicate_of", None)
+    return f"{m.state} of {dup}" if dup else m.state
 
 
 def _worst_delivery(dels: list[Any]) -> str | None:
@@ -355,7 +362,7 @@ def _e_document_line(e: dict[str, Any]) -> str:
 
 def _print_detail(m: Any) -> None:
     tty = sys.stdout.isatty()
-    print(f"Message {m.id}  {_paint(m.state, m.state, tty)}  verdict {m.verdict or '-'}")
+    print(f"Message {m.id}  {_paint(_state_text(m), m.state, tty)}  verdict {m.verdict or '-'}")
     for label, value in (
         ("Received", f"{_when(m.received_at)} via {m.source} from {m.peer}"),
         ("Auth user", m.auth_user),

@@ -15,6 +15,7 @@ any other account.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
 import time
@@ -72,6 +73,7 @@ class AccountFetcher(Runner[Uid]):
         db: Database,
         *,
         max_message_size: int,
+        duplicate_window: dt.timedelta | None = None,
         idle_renew: float = IDLE_RENEW,
         backoff_initial: float = 1.0,
         backoff_max: float = 300.0,
@@ -81,6 +83,7 @@ class AccountFetcher(Runner[Uid]):
         self.account = account
         self.db = db
         self.max_message_size = max_message_size
+        self.duplicate_window = duplicate_window  # [gateway] duplicate_window, as SMTP intake
         self.idle_renew = idle_renew
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -256,7 +259,9 @@ class AccountFetcher(Runner[Uid]):
                 "uidvalidity": uidvalidity,
             },
         )
-        done = await state.commit(self.db, a.name, a.mailbox, uidvalidity, uid, msg)
+        done = await state.commit(
+            self.db, a.name, a.mailbox, uidvalidity, uid, msg, self.duplicate_window
+        )
         if done.duplicate:
             self.status.duplicates += 1
             log.info(f"imap {a.name}: UID {uid} is already stored as message {done.message_id}")

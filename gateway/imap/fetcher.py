@@ -29,6 +29,7 @@ class ImapFetcher:
                 a,
                 db,
                 max_message_size=settings.smtp.max_message_size,
+                duplicate_window=settings.gateway.duplicate_window,
                 idle_renew=idle_renew,
                 backoff_initial=backoff_initial,
                 backoff_max=backoff_max,

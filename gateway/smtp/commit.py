@@ -18,6 +18,7 @@ database refuses does not take the others down with it.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from dataclasses import dataclass
 
@@ -48,8 +49,10 @@ class Committer:
         max_batch: int = 64,
         max_batch_bytes: int = 16 * 1024 * 1024,
         timeout: float = 60.0,
+        duplicate_window: dt.timedelta | None = None,
     ) -> None:
         self.db = db
+        self.duplicate_window = duplicate_window
         self.writers = writers
         self.max_batch = max_batch
         self.max_batch_bytes = max_batch_bytes
@@ -149,7 +152,8 @@ class Committer:
 
     async def _insert(self, messages: list[NewMessage]) -> list[int]:
         assert self._pool is not None
-        return await insert_messages(self._pool, messages)
+        stored = await insert_messages(self._pool, messages, duplicate_window=self.duplicate_window)
+        return [m.id for m in stored]
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:

@@ -74,7 +74,7 @@ class SmtpListener:
         s = self.settings
         pair = await asyncio.to_thread(cert_pair, s)
         tls = await asyncio.to_thread(server_context, pair)
-        self.committer = Committer(self.db)
+        self.committer = Committer(self.db, duplicate_window=s.gateway.duplicate_window)
         await self.committer.start()
         directory = Directory(self.db, s)
         try:
