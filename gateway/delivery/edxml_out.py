@@ -97,7 +97,7 @@ def build_package(src: PackageSource, settings: Settings) -> EdxmlPackage:
     if notation and f is not None and f.year:
         notation = f"{f.year}/{notation}"
     doc_date = f.doc_date if f is not None else None
-    competence, position, name = _signer(f.signer if f is not None else None)
+    competence, position, name = _signer(f)
     urgency = (f.urgency if f is not None else None) or src.urgency
     pkg = EdxmlPackage(
         from_organ=Organ(code=sender_code, name=sender_name),
@@ -164,11 +164,14 @@ def _main_document(docs: Sequence[Document]) -> Document | None:
     return max(docs, key=lambda doc: (score(doc), -doc.id))
 
 
-def _signer(text: str | None) -> tuple[str | None, str | None, str | None]:
-    """`"KT. CHỦ TỊCH, PHÓ CHỦ TỊCH, Nguyễn Văn A"` (as classify stores it) → its parts."""
-    if not text:
+def _signer(doc: Document | None) -> tuple[str | None, str | None, str | None]:
+    """Competence, position and name of the signer as the reading stored them; rows stored
+    before they were kept apart hold `"KT. CHỦ TỊCH, PHÓ CHỦ TỊCH, Nguyễn Văn A"` in one."""
+    if doc is None or not doc.signer:
         return None, None, None
-    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if doc.signer_position or doc.signer_competence or "," not in doc.signer:
+        return doc.signer_competence, doc.signer_position, doc.signer
+    parts = [p.strip() for p in doc.signer.split(",") if p.strip()]
     competence = parts.pop(0) if parts and parts[0].upper().startswith(COMPETENCE) else None
     name = parts.pop() if parts else None
     return competence, ", ".join(parts) or None, name
