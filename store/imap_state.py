@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Update, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -78,6 +78,19 @@ async def watermark(db: Database, account: str, mailbox: str, uidvalidity: int) 
         return 0
 
 
+def _advance(account: str, mailbox: str, uidvalidity: int, uid: int) -> Update:
+    """The watermark moved up to `uid`, only while the mailbox keeps its UIDVALIDITY."""
+    return (
+        update(ImapState)
+        .where(
+            ImapState.account == account,
+            ImapState.mailbox == mailbox,
+            ImapState.uidvalidity == uidvalidity,
+        )
+        .values(last_uid=func.greatest(ImapState.last_uid, uid), updated_at=func.now())
+    )
+
+
 async def commit(
     db: Database,
     account: str,
@@ -93,18 +106,8 @@ async def commit(
     again on the next attempt.
     """
     async with db.transaction() as s:
-        locked = (
-            await s.execute(
-                update(ImapState)
-                .where(
-                    ImapState.account == account,
-                    ImapState.mailbox == mailbox,
-                    ImapState.uidvalidity == uidvalidity,
-                )
-                .values(last_uid=func.greatest(ImapState.last_uid, uid), updated_at=func.now())
-                .returning(ImapState.last_uid)
-            )
-        ).scalar_one_or_none()
+        advance = _advance(account, mailbox, uidvalidity, uid).returning(ImapState.last_uid)
+        locked = (await s.execute(advance)).scalar_one_or_none()
         if locked is None:
             raise StateChanged(f"UIDVALIDITY of {account}/{mailbox} changed in the database")
         existing = await find_by_sha256(s, msg.sha256)
@@ -117,12 +120,4 @@ async def commit(
 async def skip(db: Database, account: str, mailbox: str, uidvalidity: int, uid: int) -> None:
     """Move the watermark past a message that will not be stored (too large)."""
     async with db.transaction() as s:
-        await s.execute(
-            update(ImapState)
-            .where(
-                ImapState.account == account,
-                ImapState.mailbox == mailbox,
-                ImapState.uidvalidity == uidvalidity,
-            )
-            .values(last_uid=func.greatest(ImapState.last_uid, uid), updated_at=func.now())
-        )
+        await s.execute(_advance(account, mailbox, uidvalidity, uid))
