@@ -171,8 +171,10 @@ async def latest_statuses(
                 Event.message_id.in_(message_ids),
                 Event.delivery_id.is_not(None),
             )
-            .distinct(Event.delivery_id)
             .order_by(Event.delivery_id, Event.id.desc())
         )
     ).all()
-    return {r.delivery_id: dict(r.detail or {}) for r in rows}
+    latest: dict[int, dict[str, Any]] = {}
+    for r in rows:  # newest first per delivery: the first seen is the latest status
+        latest.setdefault(r.delivery_id, dict(r.detail or {}))
+    return latest

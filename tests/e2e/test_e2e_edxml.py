@@ -296,17 +296,19 @@ async def test_status_packages_are_matched_logged_and_not_forwarded(
          "vanban@gw.test.gov.vn"),
         (_status_mail(stray, EDXML_RCPT, SENDER, "Trạng thái: đang xử lý"), SENDER),
     ]  # fmt: skip
-    for raw, rcpt in sent:
+    # One after another, as statuses come over days: each is logged before the next arrives
+    # (sent together, two pipeline workers could log them in either order).
+    for n, (raw, rcpt) in enumerate(sent, start=2):
         await aiosmtplib.send(
             raw, sender=EDXML_RCPT, recipients=[rcpt], hostname="127.0.0.1",
             port=gw.relay_port, start_tls=False, timeout=30,
         )  # fmt: skip
 
-    async def processed() -> bool:
-        ms = await messages(db)
-        return len(ms) == 4 and all(m.state != "received" for m in ms)
+        async def processed(n: int = n) -> bool:
+            ms = await messages(db)
+            return len(ms) == n and all(m.state != "received" for m in ms)
 
-    await wait_until(processed, 90, "the three status mails processed")
+        await wait_until(processed, 90, f"status mail {n - 1} processed")
     ms = await messages(db)
     status_msgs = ms[1:]
     for m in status_msgs:
