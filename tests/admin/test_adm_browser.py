@@ -6,34 +6,14 @@ A screenshot of every page is saved under test-output/screenshots/."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
-import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from tests.admin.conftest import SCREENSHOTS, Running
+from tests.admin.conftest import (
+    SCREENSHOTS,
+    Running,
+)
 from tests.admin.seed import ADMIN, ADMIN_PW, G22, H53, Seeded
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 async def shot(page: Page, name: str) -> None:

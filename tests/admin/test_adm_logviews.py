@@ -15,7 +15,7 @@ from gateway.admin.server import AdminServer
 from store.db import Database
 from store.events import append_event
 from tests.admin.seed import Seeded
-from tests.admin.test_adm_browser import browser, shot  # noqa: F401  (fixture)
+from tests.admin.test_adm_browser import shot
 from tests.admin.test_adm_cli import config_file, run  # noqa: F401  (fixture)
 from tests.admin.test_adm_sessions import browser_login
 
@@ -106,7 +106,7 @@ async def test_show_prints_event_details_as_text(
 
 
 async def test_web_log_hides_notices_and_shows_reason_and_urgency(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     server: AdminServer,
     db: Database,
     seeded: Seeded,

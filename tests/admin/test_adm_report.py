@@ -9,11 +9,10 @@ import datetime as dt
 import hashlib
 import io
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 from sqlalchemy import insert
 
 from config import Settings
@@ -23,7 +22,6 @@ from store.agencies import AgencyIn, upsert_agency
 from store.db import Database
 from store.models import Delivery, Message
 from tests.admin.conftest import SCREENSHOTS
-from tests.admin.test_adm_browser import CHROMIUM_ARGS
 from tests.support.cli import edocgw, write_config
 
 VN = dt.timezone(dt.timedelta(hours=7))
@@ -184,16 +182,6 @@ async def test_report_json_csv_and_table(db: Database, cfg: str) -> None:
     assert r.code == 1 and "--since" in r.err and "Traceback" not in r.err
     r = edocgw("report", "--since", "2026-03-01", "--until", "2026-02-01", "--config", cfg)
     assert r.code == 1 and "after" in r.err
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 async def test_report_page_in_a_real_browser(

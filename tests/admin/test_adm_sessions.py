@@ -6,28 +6,16 @@ out from another address."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from gateway.admin.server import AdminServer
 from store import users
 from store.db import Database
 from tests.admin.seed import ADMIN, ADMIN_PW, Seeded
 from tests.admin.test_adm_api import login
-from tests.admin.test_adm_browser import CHROMIUM_ARGS, shot
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
+from tests.admin.test_adm_browser import shot
 
 
 async def browser_login(page: Page, base: str, password: str = ADMIN_PW) -> None:

@@ -209,8 +209,10 @@ async def test_a_half_closed_connection_stops_counting_at_once(
 
 
 def _wait_for_close(port: int, script: list[bytes]) -> tuple[list[bytes], float]:
-    """Send the script, then read everything until the server closes; returns lines, seconds."""
-    s = socket.create_connection((HOST, port), timeout=15)
+    """Send the script, then read everything until the server closes; returns lines, seconds.
+    The read waits up to 120 s: a hang detector, far above what a loaded machine adds to a
+    1 s timeout."""
+    s = socket.create_connection((HOST, port), timeout=120)
     try:
         t0 = time.monotonic()
         for line in script:
@@ -231,21 +233,21 @@ async def test_idle_session_gets_421_and_is_closed(
     lines, took = await asyncio.to_thread(_wait_for_close, gw.relay_port, [b"EHLO c\r\n"])
     assert any(x.startswith(b"421 4.4.2") for x in lines), lines
     assert took > 0.9, "not before the command timeout"
-    assert took < 25, "by the 1 s command timeout, long before a hang-detecting 30 s"
 
 
 async def test_stalled_data_gets_421_and_nothing_is_stored(
     settings: Settings, db: Database, start_gateway: StartGateway
 ) -> None:
-    settings.smtp.command_timeout = timedelta(seconds=30)
+    # The command timeout (1 h) cannot end this session while the test waits: the 421 can
+    # only come from the 1 s data timeout.
+    settings.smtp.command_timeout = timedelta(hours=1)
     settings.smtp.data_timeout = timedelta(seconds=1)
     gw = await start_gateway()
     script = [b"HELO c\r\nMAIL FROM:<a@a.test>\r\nRCPT TO:<vanban@localhost>\r\nDATA\r\n"]
     script.append(b"Subject: never finished\r\n\r\nhalf a body")  # and then nothing
-    lines, took = await asyncio.to_thread(_wait_for_close, gw.relay_port, script)
+    lines, _ = await asyncio.to_thread(_wait_for_close, gw.relay_port, script)
     assert any(x.startswith(b"354") for x in lines)
     assert any(x.startswith(b"421 4.4.2") for x in lines), lines
-    assert took < 25, "by the 1 s data timeout, not the 30 s command timeout"
     assert await stored(db) == []
 
 
