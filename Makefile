@@ -8,6 +8,9 @@ DEB_PACKAGES := postfix dovecot-imapd dovecot-lmtpd swaks libnet-ssleay-perl ope
 # OCR of scanned documents: Tesseract with its Vietnamese model; poppler renders PDF pages.
 DEB_PACKAGES += tesseract-ocr tesseract-ocr-vie poppler-utils
 PYTEST_ARGS ?=
+# The suite waits on servers more than it computes: one test process per core (each with its own
+# PostgreSQL), a file's tests kept together so its module fixtures are made once.
+PYTEST_PARALLEL ?= -n logical --dist loadfile
 
 .PHONY: run test install debs lint format bench example clean
 
@@ -35,7 +38,7 @@ debs:
 	fi
 
 test: debs install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
