@@ -5,8 +5,9 @@ Never raises: a document that cannot be read gives empty facts with a flag sayin
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
-from . import doctypes, edxml, ocr
+from . import doctypes, edxml, legacyenc, ocr
 from .agency import find_codes
 from .facts import DATE_RE, TextFacts, parse_date, read
 from .limits import DEFAULT_LIMITS, Limits
@@ -139,6 +140,13 @@ def _from_text(att: Attachment, facts: DocumentFacts, limits: Limits) -> None:
     rows = extract_rows(att.data, att.detected_type, limits)
     if not rows:
         return
+    legacy = legacyenc.detect([c.text for row in rows for c in row])
+    if legacy is not None or any("\xad" in c.text for row in rows for c in row):
+        # typed in .VnTime or VNI-Times: read it as the typist saw it (and soft hyphens, which
+        # are TCVN3's ư, are otherwise invisible)
+        rows = [[replace(c, text=legacyenc.convert(c.text, legacy)) for c in row] for row in rows]
+    if legacy is not None:
+        facts.flags.append(f"legacy_font:{legacy}")
     facts.text_chars = sum(len(c.text) for row in rows for c in row)
     tf = read(rows)
     if not any(r for r in rows):

@@ -132,7 +132,7 @@ def doc_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
     text = _word_text(data)
     for _ in range(3):  # nested fields: instruction dropped, shown result kept
         text = _FIELD.sub("", text)
-    text = text.replace("\x15", "").replace("\x1e", "-").replace("\x1f", "")
+    text = text.replace("\x15", "").replace("\x1e", "-").replace("\x1f", "\xad")
     text = re.sub(r"[\x01\x08\x0c\x0b]", lambda m: " " if m.group() == "\x0b" else "\r", text)
     rows: Rows = []
     table: list[list[list[str]]] = []

@@ -686,11 +686,14 @@ def make_fpdf(doc: LayoutDoc) -> bytes:
 # -- PDF by LibreOffice --------------------------------------------------------------------
 
 
-def render_pdfs_with_libreoffice(docx_files: dict[str, bytes], workdir: Path) -> dict[str, bytes]:
+def render_pdfs_with_libreoffice(
+    docx_files: dict[str, bytes], workdir: Path, to: str = "pdf"
+) -> dict[str, bytes]:
     """Convert many DOCX files in one ``soffice`` run (its start-up dominates), with a private
-    user profile so parallel runs and a user's own LibreOffice do not interfere."""
+    user profile so parallel runs and a user's own LibreOffice do not interfere. *to* is the
+    target format's extension (pdf, or doc for Word 97)."""
     src = workdir / "docx"
-    out = workdir / "pdf"
+    out = workdir / to
     src.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     for key, data in docx_files.items():
@@ -703,7 +706,7 @@ def render_pdfs_with_libreoffice(docx_files: dict[str, bytes], workdir: Path) ->
             "--headless",
             "--norestore",
             "--convert-to",
-            "pdf",
+            to,
             "--outdir",
             str(out),
             *(str(src / f"{key}.docx") for key in docx_files),
@@ -712,4 +715,4 @@ def render_pdfs_with_libreoffice(docx_files: dict[str, bytes], workdir: Path) ->
         capture_output=True,
         timeout=600,
     )
-    return {key: (out / f"{key}.pdf").read_bytes() for key in docx_files}
+    return {key: (out / f"{key}.{to}").read_bytes() for key in docx_files}
