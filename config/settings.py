@@ -356,6 +356,17 @@ class DeliverySettings(Section):
         parse_duration("10s"),
         description="Slow poll for due deliveries when no NOTIFY arrives (a fallback).",
     )
+    meeting_invitations: bool = Field(
+        True,
+        description="A Giấy mời whose meeting time was read also carries an iCalendar "
+        "invitation (METHOD:REQUEST, invite.ics): a part beside the original, or a second "
+        "message with the same X-Edocgw-Id when the original is S/MIME-signed as a whole.",
+    )
+    meeting_duration: Duration = Field(
+        parse_duration("2h"),
+        description="How long an invited meeting lasts in the calendar (the text states only "
+        "when it starts).",
+    )
 
     @field_validator("retry_schedule")
     @classmethod
