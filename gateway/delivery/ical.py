@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import email.policy
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.utils import format_datetime, formataddr
+from email.header import Header
+from email.utils import format_datetime, formataddr, parseaddr
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, vCalAddress
@@ -70,10 +70,11 @@ def invitation_uid(xid: str, part_path: str, hostname: str) -> str:
 
 def describe(m: Meeting, xid: str) -> str:
     """DESCRIPTION: which document the event comes from, in the clerk's terms."""
-    ref = "/".join(x for x in (m.number, m.notation) if x)
     head = m.kind or "Giấy mời"
-    if ref:
-        head += f" số {ref}"
+    if m.number:  # "số 12/GM-UBND"; a number left blank for the clerk: "ký hiệu GM-UBND"
+        head += f" số {m.number}" + (f"/{m.notation}" if m.notation else "")
+    elif m.notation:
+        head += f" ký hiệu {m.notation}"
     if m.doc_date:
         head += f" ngày {m.doc_date:%d/%m/%Y}"
     if m.issuer:
@@ -228,12 +229,14 @@ def second_message(
     iMIP shape clients show as a meeting request (multipart/alternative of the text and the
     text/calendar); several: multipart/mixed, the text and one invite.ics per meeting. Built
     from stored values only, so every attempt sends the same bytes."""
-    policy = email.policy.SMTP.clone(linesep=eol.decode())
+    nl = eol.decode()
     headers = [
-        ("From", author),
+        ("From", formataddr(parseaddr(author), charset="utf-8")),
         ("Sender", gateway_sender),
         ("To", recipient),
-        ("Subject", f"Lịch họp: {subject}"),
+        # encoded words of their own: the email package's folder drops the space between an
+        # encoded word and the next word ("số 30" arrived as "số30")
+        ("Subject", Header(f"Lịch họp: {subject}", "utf-8").encode(linesep=nl)),
         ("Date", format_datetime(date.astimezone(dt.UTC))),
         ("Message-ID", message_id),
     ]
@@ -254,18 +257,10 @@ def second_message(
             calendar_part(ics, eol, filename="invite.ics" if i == 1 else f"invite-{i}.ics")
             for i, ics in enumerate(calendars, start=1)
         ]
-    out = [policy.fold_binary(*policy.header_store_parse(k, v)) for k, v in headers]
+    out = [f"{k}: {v}{nl}".encode() for k, v in headers]
     out.append(b"Content-Type: multipart/" + subtype + b'; boundary="' + boundary + b'"' + eol)
     out.append(eol)
     for part in [text_part, *cal_parts]:
         out += [b"--", boundary, eol, part, eol]
     out += [b"--", boundary, b"--", eol]
     return b"".join(out)
-
-
-def organizer_party(address: str, name: str | None) -> Party:
-    return Party(address.strip().strip("<>"), name or None)
-
-
-def display_address(address: str, name: str | None) -> str:
-    return formataddr((name, address)) if name else address
