@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import aiosmtplib
 import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -20,6 +21,8 @@ from icalendar import Calendar
 from sqlalchemy import select
 
 from gateway.delivery.trace import edocgw_id
+from mailparse import parse as mparse
+from mailparse.edxml import read_package
 from signing import TrustStore, verify_smime_message
 from store.agencies import AgencyIn
 from store.db import Database
@@ -50,6 +53,7 @@ SENDER_AGENCY = AgencyIn(
 ORGANIZER = "mailto:vanban@tayninh.gov.vn"  # the directory's inbox, not the clerk who sent it
 LAMDONG = "vanban@lamdong.gov.vn"
 DAKLAK = "vanban@daklak.gov.vn"
+GIALAI = "vanban@gialai.gov.vn"
 
 
 def _docs() -> tuple[LayoutDoc, LayoutDoc, LayoutDoc]:
@@ -138,18 +142,21 @@ async def test_giay_moi_pdf_and_docx_arrive_with_an_invitation(
     db: Database, gateway, sinks, tmp_path: Path
 ) -> None:
     lamdong: Sink = await sinks()
+    gialai: Sink = await sinks()  # an edXML agency: the package mail, the invitation beside it
     busy = await start_sink(Recorder(script=["451 4.3.0 busy, try again later"]))
     try:
-        for code, name, rcpt, sink in (
-            ("000.00.00.H36", "Ủy ban nhân dân tỉnh Lâm Đồng", LAMDONG, lamdong),
-            ("000.00.00.H33", "Ủy ban nhân dân tỉnh Đắk Lắk", DAKLAK, busy),
+        for code, name, rcpt, sink, fmt in (
+            ("000.00.00.H36", "Ủy ban nhân dân tỉnh Lâm Đồng", LAMDONG, lamdong, "mime"),
+            ("000.00.00.H33", "Ủy ban nhân dân tỉnh Đắk Lắk", DAKLAK, busy, "mime"),
+            ("000.00.00.H21", "Ủy ban nhân dân tỉnh Gia Lai", GIALAI, gialai, "edxml"),
         ):
             await add_agency(
                 db,
                 AgencyIn(
-                    code, name, rcpt, domains=[rcpt.split("@")[1]], route=sink.route, tls="none"
+                    code, name, rcpt, domains=[rcpt.split("@")[1]], route=sink.route, tls="none",
+                    format=fmt,
                 ),
-            )
+            )  # fmt: skip
         await add_agency(db, SENDER_AGENCY)
         key_file, record = dkim_key(tmp_path)
         gw = await gateway(dkim={"domain": HOSTNAME, "selector": "s1", "key_file": str(key_file)})
@@ -160,12 +167,15 @@ async def test_giay_moi_pdf_and_docx_arrive_with_an_invitation(
             "docx": _mail("Giấy mời dự họp", docx, "giay-moi.docx", DOCX),
             "other": document_mail("Công văn 12/UBND-VP", cv, "cong-van.pdf", to=LAMDONG),
         }
-        await relay_send(gw.relay_port, sent["pdf"], rcpt=LAMDONG)
+        await aiosmtplib.send(
+            sent["pdf"], sender=SENDER, recipients=[LAMDONG, GIALAI], hostname="127.0.0.1",
+            port=gw.relay_port, start_tls=False, timeout=30,
+        )  # fmt: skip
         await relay_send(gw.relay_port, sent["docx"], rcpt=DAKLAK)
         await relay_send(gw.relay_port, sent["other"], rcpt=LAMDONG)
 
         async def arrived() -> bool:
-            return len(lamdong.recorder.accepted()) == 2 and len(busy.recorder.accepted()) == 1
+            return [len(x.recorder.accepted()) for x in (lamdong, busy, gialai)] == [2, 1, 1]
 
         await wait_until(arrived, 120, "three messages accepted")
         stored = {m.raw: m for m in await messages(db)}
@@ -174,7 +184,7 @@ async def test_giay_moi_pdf_and_docx_arrive_with_an_invitation(
 
         async def recorded() -> bool:
             states = [d.state for mid in mids.values() for d in await deliveries(db, mid)]
-            return states == ["delivered"] * len(mids)
+            return states == ["delivered"] * (len(mids) + 1)
 
         await wait_until(recorded, 30, "deliveries recorded")
         dns = lambda _name, timeout=5: record  # noqa: E731
@@ -197,9 +207,22 @@ async def test_giay_moi_pdf_and_docx_arrive_with_an_invitation(
             assert msg["Subject"] == parse(sent[kind])["Subject"]
             assert all(msg[h] for h in ("DKIM-Signature", *TRACE_HEADERS))
             assert dkim.verify(g.content, dnsfunc=dns), f"{kind}: the gateway's DKIM signature"
-            (event,) = await delivered_events(db, mids[kind])
+            events = await delivered_events(db, mids[kind])
+            (event,) = [e for e in events if e["recipient"] == rcpt]
             assert event["invitation"] == uids[kind]
         assert uids["pdf"] != uids["docx"]
+
+        # the edXML agency: its package carries the papers byte for byte; the invitation,
+        # with the same UID as every other destination's, is a part beside it
+        (g,) = gialai.got
+        assert g.header("X-Edocgw-Id") == edocgw_id(mids["pdf"], HOSTNAME)
+        packages = [a for a in mparse(g.content).all_attachments() if a.detected_type == "edxml"]
+        pkg = read_package(packages[0].data)
+        assert [(a.name, a.data) for a in pkg.attachments] == [("giay-moi.pdf", pdf)]
+        (cal,) = calendars(g.content)
+        (row,) = await message_documents(db, mids["pdf"])
+        assert check_event(cal, first, row, GIALAI) == uids["pdf"]
+        assert dkim.verify(g.content, dnsfunc=dns)
 
         # the deferred attempt carried the same invitation: same UID, same calendar bytes
         deferred, accepted = busy.got
