@@ -3,20 +3,19 @@
 `meeting_source` is asked once per delivery attempt when invitations are on: one indexed look-up
 of the message's Giấy mời documents with a meeting time; only when there is one are the
 message's headers and the agencies read. The sending agency is found as the edXML bridge finds
-it (`agency_for_address`: the envelope sender, else the From address).
+it (`sending_agency`: the envelope sender, else the From address).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from email.utils import parseaddr
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.edxml_packages import AgencyName, agency_by_code, agency_for_address
+from store.edxml_packages import AgencyName, agency_by_code, sending_agency
 from store.models import Document, InvitationSend, Message
 
 MEETING_KIND = "Giấy mời"
@@ -86,9 +85,6 @@ async def meeting_source(
             ).where(Message.id == message_id)
         )
     ).one()
-    sender = await agency_for_address(session, msg.mail_from or "")
-    if sender is None and msg.header_from:
-        sender = await agency_for_address(session, parseaddr(msg.header_from)[1])
     return MeetingSource(
         message_id=message_id,
         received_at=msg.received_at,
@@ -97,7 +93,7 @@ async def meeting_source(
         header_message_id=msg.header_message_id,
         subject=msg.subject,
         documents=tuple(MeetingDoc(**r._asdict()) for r in docs),
-        sender=sender,
+        sender=await sending_agency(session, msg.mail_from, msg.header_from),
         destination=await agency_by_code(session, agency_code),
     )
 

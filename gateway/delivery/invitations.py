@@ -174,7 +174,7 @@ async def deliver(db: Database, d: ClaimedDelivery, inv: Invitation, send: Send)
     """Send the invitation's message(s) through `send` (trace headers, DKIM, SMTP)."""
     note: tuple[tuple[str, str], ...] = (("invitation", " ".join(inv.uids)),)
     if inv.second is None:
-        return dataclasses.replace(await send(inv.first), extra=note)
+        return _noted(d, dataclasses.replace(await send(inv.first), extra=note))
     async with db.transaction() as s:
         original_reply = await repo.original_reply(s, d.id)
     if original_reply is None:
@@ -187,8 +187,8 @@ async def deliver(db: Database, d: ClaimedDelivery, inv: Invitation, send: Send)
     second = await send(inv.second)
     note += (("invitation_message", "second"),)
     if second.outcome == "permanent":  # the document arrived; only the invitation did not
-        log.warning(
-            f"delivery {d.id}: the invitation was refused: {second.reply}",
+        log.info(  # the destination's choice, not a fault of the gateway
+            f"delivery {d.id}: the meeting invitation was refused: {second.reply}",
             extra={"delivery": d.id, "message_id": d.message_id},
         )
         return Result(
@@ -199,4 +199,13 @@ async def deliver(db: Database, d: ClaimedDelivery, inv: Invitation, send: Send)
             second.tls,
             extra=(*note, ("invitation_refused", second.reply)),
         )
-    return dataclasses.replace(second, extra=note)
+    return _noted(d, dataclasses.replace(second, extra=note))
+
+
+def _noted(d: ClaimedDelivery, result: Result) -> Result:
+    if result.outcome == "delivered":
+        log.info(
+            f"delivery {d.id} to {d.recipient}: meeting invitation {dict(result.extra)['invitation']}",
+            extra={"delivery": d.id, "message_id": d.message_id},
+        )
+    return result

@@ -312,6 +312,39 @@ async def test_smime_signed_giay_moi_goes_untouched_and_the_invitation_follows_o
         await agency.close()
 
 
+async def test_a_refused_invitation_does_not_bounce_the_accepted_document(
+    db: Database, gateway, pki: Pki
+) -> None:
+    agency = await start_sink(Recorder(script=["250 2.0.0 queued", "550 5.7.1 no calendars"]))
+    try:
+        await add_agency(
+            db,
+            AgencyIn(
+                "000.00.00.H36", "Ủy ban nhân dân tỉnh Lâm Đồng", LAMDONG,
+                domains=["lamdong.gov.vn"], route=agency.route, tls="none",
+            ),
+        )  # fmt: skip
+        gw = await gateway()
+        raw = _signed_giay_moi(pki, make_fpdf(_docs()[0]))
+        await relay_send(gw.relay_port, raw, rcpt=LAMDONG)
+
+        async def recorded() -> bool:
+            stored = await messages(db)
+            return bool(stored) and [d.state for d in await deliveries(db, stored[0].id)] == [
+                "delivered"
+            ]
+
+        await wait_until(recorded, 120, "the delivery recorded")
+        (msg,) = await messages(db)
+        (d,) = await deliveries(db, msg.id)
+        assert [g.reply[:3] for g in agency.got] == ["250", "550"], "each sent once"
+        assert "invitation was refused: " in (d.last_reply or "")
+        (event,) = await delivered_events(db, msg.id)
+        assert event["invitation_refused"].startswith("127.0.0.1")
+    finally:
+        await agency.close()
+
+
 async def test_invitations_switched_off(db: Database, gateway, sinks) -> None:
     lamdong: Sink = await sinks()
     await add_agency(
