@@ -6,6 +6,7 @@ rename them. `edocgw.example.toml` is generated from these descriptions (see `ex
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 from pathlib import Path
@@ -367,6 +368,13 @@ class DeliverySettings(Section):
         description="How long an invited meeting lasts in the calendar (the text states only "
         "when it starts).",
     )
+
+    @field_validator("meeting_duration")
+    @classmethod
+    def _positive(cls, v: dt.timedelta) -> dt.timedelta:
+        if v <= dt.timedelta(0):
+            raise ValueError("expected a duration longer than zero, such as 90m or 2h")
+        return v
 
     @field_validator("retry_schedule")
     @classmethod
