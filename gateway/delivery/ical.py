@@ -17,8 +17,10 @@ Two shapes:
   ...), followed by one `invite.ics` part per meeting. One path for every original shape
   (text only, multipart/mixed, multipart/alternative) without re-serialising any of it.
 - `second_message`: for an original that is S/MIME-signed (or enveloped) as a whole, which must
-  travel untouched: a separate message, `Lịch họp: <subject>`, from the same author, with the
-  gateway as `Sender`, threaded to the original by In-Reply-To.
+  travel untouched: a separate message, `Lịch họp: <subject>`, threaded to the original by
+  In-Reply-To. The gateway wrote it, so it is from the gateway's address (under the issuing
+  agency's name; replies go to the organizer): a From in the agency's own domain would fail
+  DMARC at the receiver, the agency's DKIM key not having signed it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.header import Header
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, formataddr
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, vCalAddress
@@ -214,8 +216,9 @@ def wrap(raw: bytes, parts: Sequence[bytes], eol: bytes, seed: str) -> bytes:
 
 def second_message(
     *,
-    author: str,
-    gateway_sender: str,
+    sender: str,
+    sender_name: str | None,
+    reply_to: str,
     recipient: str,
     subject: str,
     date: dt.datetime,
@@ -231,8 +234,8 @@ def second_message(
     from stored values only, so every attempt sends the same bytes."""
     nl = eol.decode()
     headers = [
-        ("From", formataddr(parseaddr(author), charset="utf-8")),
-        ("Sender", gateway_sender),
+        ("From", formataddr((sender_name, sender), charset="utf-8")),
+        ("Reply-To", reply_to),
         ("To", recipient),
         # encoded words of their own: the email package's folder drops the space between an
         # encoded word and the next word ("số 30" arrived as "số30")

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from email.utils import formataddr, parseaddr
+from email.utils import parseaddr
 
 from config import Settings
 from gateway.delivery.ical import (
@@ -54,6 +55,7 @@ class Invitation:
     uids: tuple[str, ...]
     first: bytes  # the original with its invitation part(s), or the original untouched
     second: bytes | None  # the invitation alone, when the original must not change
+    expires_at: dt.datetime | None = None  # the delivery's end ([delivery] max_age)
 
 
 async def prepare(
@@ -67,7 +69,8 @@ async def prepare(
         src = await repo.meeting_source(s, d.message_id, d.agency_code)
     if src is None:
         return None
-    return await asyncio.to_thread(build, src, settings, d.recipient, raw)  # copies `raw`
+    inv = await asyncio.to_thread(build, src, settings, d.recipient, raw)  # copies `raw`
+    return dataclasses.replace(inv, expires_at=d.created_at + settings.delivery.max_age)
 
 
 def meetings(src: MeetingSource) -> list[Meeting]:
@@ -137,8 +140,9 @@ def build(src: MeetingSource, settings: Settings, recipient: str, raw: bytes) ->
     digest = hashlib.sha256(recipient.lower().encode()).hexdigest()[:16]
     reply_to = (src.header_message_id or "").strip()
     second = second_message(
-        author=src.header_from or formataddr((org.name, org.address)),
-        gateway_sender=gateway_sender,
+        sender=gateway_sender,
+        sender_name=org.name or parseaddr(src.header_from or "")[0] or None,
+        reply_to=org.address,
         recipient=recipient,
         subject=found[0].subject,
         date=src.received_at,
@@ -186,15 +190,18 @@ async def deliver(db: Database, d: ClaimedDelivery, inv: Invitation, send: Send)
             await repo.mark_original_accepted(s, d.id, first.reply)
     second = await send(inv.second)
     note += (("invitation_message", "second"),)
-    if second.outcome == "permanent":  # the document arrived; only the invitation did not
+    expired = inv.expires_at is not None and dt.datetime.now(dt.UTC) >= inv.expires_at
+    if second.outcome == "permanent" or (second.outcome == "temporary" and expired):
+        # the document arrived; only the invitation did not: no bounce, no DSN for it
+        why = "refused" if second.outcome == "permanent" else "not accepted before it expired"
         log.info(  # the destination's choice, not a fault of the gateway
-            f"delivery {d.id}: the meeting invitation was refused: {second.reply}",
+            f"delivery {d.id}: the meeting invitation was {why}: {second.reply}",
             extra={"delivery": d.id, "message_id": d.message_id},
         )
         return Result(
             "delivered",
             250,
-            f"{original_reply}; the meeting invitation was refused: {second.reply}",
+            f"{original_reply}; the meeting invitation was {why}: {second.reply}",
             second.host,
             second.tls,
             extra=(*note, ("invitation_refused", second.reply)),

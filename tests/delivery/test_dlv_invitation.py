@@ -158,8 +158,9 @@ def test_signed_as_a_whole(head: bytes, signed: bool) -> None:
 def test_second_message_is_an_invitation_mail(count: int) -> None:
     cals = [_calendar(), _calendar(Meeting(**{**MEETING.__dict__, "part_path": "3"}))][:count]
     kwargs = dict(
-        author="Văn thư UBND tỉnh Lâm Đồng <vanthu@lamdong.gov.vn>",
-        gateway_sender="postmaster@gw.test",
+        sender="postmaster@gw.test",
+        sender_name="Văn thư UBND tỉnh Lâm Đồng",
+        reply_to="vanthu@lamdong.gov.vn",
         recipient="vanban@tayninh.gov.vn",
         subject=LONG_SUBJECT,
         date=dt.datetime(2024, 5, 11, tzinfo=dt.UTC),
@@ -173,7 +174,12 @@ def test_second_message_is_an_invitation_mail(count: int) -> None:
     got = email.message_from_bytes(out, policy=email.policy.default)
     assert not got.defects
     assert got["Subject"] == f"Lịch họp: {LONG_SUBJECT}"
-    assert got["From"].addresses[0].display_name == "Văn thư UBND tỉnh Lâm Đồng"
+    (sender,) = got["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (
+        "Văn thư UBND tỉnh Lâm Đồng",
+        "postmaster@gw.test",
+    )
+    assert got["Reply-To"] == "vanthu@lamdong.gov.vn"
     assert got["In-Reply-To"] == "<gm-1@lamdong.gov.vn>"
     parts = [p for p in got.walk() if p.get_content_type() == "text/calendar"]
     assert [Calendar.from_ical(p.get_payload(decode=True)).to_ical() for p in parts] == cals

@@ -300,6 +300,8 @@ async def test_smime_signed_giay_moi_goes_untouched_and_the_invitation_follows_o
             assert m["X-Edocgw-Id"] == xid, "the second message carries the same X-Edocgw-Id"
             assert m["Subject"] == "Lịch họp: " + row.subject
             assert m["In-Reply-To"] == "<test-smime@tayninh.gov.vn>"
+            assert m["Reply-To"] == "vanban@tayninh.gov.vn"  # the organizer
+            assert m["From"].addresses[0].display_name == SENDER_AGENCY.name
             assert m.get_content_type() == "multipart/alternative"
             (cal,) = calendars(g.content)
             uids.add(check_event(cal, doc, row, LAMDONG))
@@ -341,6 +343,43 @@ async def test_a_refused_invitation_does_not_bounce_the_accepted_document(
         assert "invitation was refused: " in (d.last_reply or "")
         (event,) = await delivered_events(db, msg.id)
         assert event["invitation_refused"].startswith("127.0.0.1")
+    finally:
+        await agency.close()
+
+
+async def test_an_invitation_still_deferred_at_expiry_does_not_bounce_the_document(
+    db: Database, gateway, pki: Pki
+) -> None:
+    # the original is accepted; the invitation meets 451 until the delivery's lifetime ends
+    agency = await start_sink(Recorder(script=["250 2.0.0 queued"], default="451 4.3.0 busy"))
+    try:
+        await add_agency(
+            db,
+            AgencyIn(
+                "000.00.00.H36", "Ủy ban nhân dân tỉnh Lâm Đồng", LAMDONG,
+                domains=["lamdong.gov.vn"], route=agency.route, tls="none",
+            ),
+        )  # fmt: skip
+        gw = await gateway(delivery={"max_age": "4s"})
+        raw = _signed_giay_moi(pki, make_fpdf(_docs()[0]))
+        await relay_send(gw.relay_port, raw, rcpt=LAMDONG)
+
+        async def recorded() -> bool:
+            stored = await messages(db)
+            return bool(stored) and [d.state for d in await deliveries(db, stored[0].id)] == [
+                "delivered"
+            ]
+
+        await wait_until(recorded, 120, "the delivery recorded")
+        (msg,) = await messages(db)
+        (d,) = await deliveries(db, msg.id)
+        originals = [g for g in agency.got if not _is_invitation(g)]
+        assert [g.reply[:3] for g in originals] == ["250"], "the original went once"
+        assert len(agency.got) >= 2 and all(g.reply[:3] == "451" for g in agency.got[1:])
+        assert "invitation was not accepted before it expired" in (d.last_reply or "")
+        async with db.transaction() as s:
+            kinds = list(await s.scalars(select(Event.kind).where(Event.message_id == msg.id)))
+        assert "bounced" not in kinds
     finally:
         await agency.close()
 
