@@ -12,8 +12,9 @@ exactly as before) and shapes what is sent:
 Nothing is delivered twice when that can be avoided: once the original of a two-message delivery
 is accepted, that is committed (`store.invitations`) before the invitation is sent; a retry
 (after a refused or lost invitation, in any process) then sends only the invitation. A server
-that refuses the invitation for good does not turn an accepted document into a bounce: the
-delivery is recorded as delivered, with the refusal in its reply and its events.
+that refuses the invitation for good, or still defers it when the delivery's lifetime ends, does
+not turn an accepted document into a bounce: the delivery is recorded as delivered, with the
+refusal in its reply and its events (`invitation_refused`).
 """
 
 from __future__ import annotations
