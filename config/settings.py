@@ -6,6 +6,7 @@ rename them. `edocgw.example.toml` is generated from these descriptions (see `ex
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 from pathlib import Path
@@ -356,6 +357,24 @@ class DeliverySettings(Section):
         parse_duration("10s"),
         description="Slow poll for due deliveries when no NOTIFY arrives (a fallback).",
     )
+    meeting_invitations: bool = Field(
+        True,
+        description="A Giấy mời whose meeting time was read also carries an iCalendar "
+        "invitation (METHOD:REQUEST, invite.ics): a part beside the original, or a second "
+        "message with the same X-Edocgw-Id when the original is S/MIME-signed as a whole.",
+    )
+    meeting_duration: Duration = Field(
+        parse_duration("2h"),
+        description="How long an invited meeting lasts in the calendar (the text states only "
+        "when it starts).",
+    )
+
+    @field_validator("meeting_duration")
+    @classmethod
+    def _positive(cls, v: dt.timedelta) -> dt.timedelta:
+        if v <= dt.timedelta(0):
+            raise ValueError("expected a duration longer than zero, such as 90m or 2h")
+        return v
 
     @field_validator("retry_schedule")
     @classmethod

@@ -64,6 +64,18 @@ async def agency_for_address(session: AsyncSession, address: str) -> AgencyName 
     return AgencyName(row.code, row.name, row.address) if row else None
 
 
+async def sending_agency(
+    session: AsyncSession, mail_from: str | None, header_from: str | None
+) -> AgencyName | None:
+    """The registered agency a message came from: by its envelope sender, else its From."""
+    sender = await agency_for_address(session, mail_from or "")
+    if sender is None and header_from:
+        from email.utils import parseaddr
+
+        sender = await agency_for_address(session, parseaddr(header_from)[1])
+    return sender
+
+
 async def agency_by_code(session: AsyncSession, code: str | None) -> AgencyName | None:
     if not code:
         return None
@@ -95,11 +107,7 @@ async def package_source(
             select(Document).where(Document.message_id == message_id).order_by(Document.id)
         )
     ).all()
-    sender = await agency_for_address(session, msg.mail_from or "")
-    if sender is None and msg.header_from:
-        from email.utils import parseaddr
-
-        sender = await agency_for_address(session, parseaddr(msg.header_from)[1])
+    sender = await sending_agency(session, msg.mail_from, msg.header_from)
     return PackageSource(
         message_id=message_id,
         received_at_iso=msg.received_at.isoformat(),

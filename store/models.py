@@ -258,6 +258,20 @@ class Event(Base):
     )
 
 
+class InvitationSend(Base):
+    """A delivery whose original went as it was (S/MIME-signed as a whole) with its meeting
+    invitation as a second message: the original was accepted, so a retry sends only the
+    invitation (nothing is delivered twice)."""
+
+    __tablename__ = "invitation_sends"
+
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), primary_key=True
+    )
+    original_reply: Mapped[str] = mapped_column(Text)
+    original_at: Mapped[dt.datetime] = mapped_column(TS, server_default=func.now())
+
+
 class EdxmlPackage(Base):
     """The edXML mail built for a delivery to an `edxml` agency: built once, sent on every
     retry as is; `document_id` answers incoming status packages (ResponseFor/DocumentId)."""

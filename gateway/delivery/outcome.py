@@ -83,7 +83,12 @@ async def apply_outcome(
 ) -> Applied:
     now = now or dt.datetime.now(dt.UTC)
     attempts = d.attempts + 1
-    base = {"recipient": d.recipient, "code": result.code, "reply": result.reply}
+    base = {
+        "recipient": d.recipient,
+        "code": result.code,
+        "reply": result.reply,
+        **dict(result.extra),
+    }
     await append_event(
         session,
         "attempt",
@@ -237,6 +242,7 @@ def _attempt_detail(d: ClaimedDelivery, result: Result, attempts: int, worker: s
         "tls": result.tls,
         "status": result.status,
         "worker": worker,
+        **dict(result.extra),
     }
 
 
@@ -252,7 +258,7 @@ async def apply_delivered(
     rows = []
     for d, r in items:
         attempts = d.attempts + 1
-        base = {"recipient": d.recipient, "code": r.code, "reply": r.reply}
+        base = {"recipient": d.recipient, "code": r.code, "reply": r.reply, **dict(r.extra)}
         rows.append(
             repo.DeliveredRow(
                 id=d.id,

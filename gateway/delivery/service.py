@@ -20,12 +20,13 @@ import socket
 from collections.abc import Sequence
 
 from config import Settings
+from gateway.delivery import invitations
 from gateway.delivery.connections import Connections
 from gateway.delivery.dkimsign import DkimSigner
 from gateway.delivery.edxml_out import package_mail
 from gateway.delivery.outcome import apply_delivered, apply_outcome
 from gateway.delivery.route import RouteInput, resolve, shared_resolver
-from gateway.delivery.smtp import Result, Timeouts, TlsContexts
+from gateway.delivery.smtp import Result, Target, Timeouts, TlsContexts
 from gateway.delivery.trace import line_ending, trace_headers
 from gateway.runner import Runner
 from gateway.senderauth.results import strip_own_results
@@ -193,8 +194,24 @@ class DeliveryService(Runner[ClaimedDelivery]):
             raw = await package_mail(self.db, s, d)
         else:  # a client's Authentication-Results in the gateway's name is a forgery (RFC 8601 §5)
             raw = strip_own_results(raw, s.gateway.hostname)
+        if verdicts:  # issue 15: a Giấy mời carries a meeting invitation (documents only)
+            invitation = await invitations.prepare(self.db, s, d, raw)
+            if invitation is not None:
+                del raw
+                return await invitations.deliver(
+                    self.db,
+                    d,
+                    invitation,
+                    lambda body: self._transmit(d, targets, self._traced(d, verdicts, body)),
+                )
+        data = self._traced(d, verdicts, raw)
+        del raw
+        return await self._transmit(d, targets, data)
+
+    def _traced(self, d: ClaimedDelivery, verdicts: list[str | None], raw: bytes) -> bytes:
+        s = self.settings
         eol = line_ending(raw)
-        data = (
+        return (
             trace_headers(
                 hostname=s.gateway.hostname,
                 message_id=d.message_id,
@@ -209,7 +226,12 @@ class DeliveryService(Runner[ClaimedDelivery]):
             )
             + raw
         )
-        del raw
+
+    async def _transmit(self, d: ClaimedDelivery, targets: list[Target], data: bytes) -> Result:
+        """The gateway's DKIM signature on `data`, then the first server that answers: the
+        one path every outgoing copy takes."""
+        s = self.settings
+        eol = line_ending(data)
         if self.signer is not None:  # the one place outgoing bytes are signed (CPU: a thread)
             data = await asyncio.to_thread(self.signer.sign, data, eol)
         assert self.contexts is not None

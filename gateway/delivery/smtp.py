@@ -47,6 +47,7 @@ class Result:
     unreachable: bool = False
     status: str = ""
     text: str = ""  # the server's own reply text (for a DSN's Diagnostic-Code)
+    extra: tuple[tuple[str, str], ...] = ()  # more for the delivery's events (an invitation's UID)
 
     @property
     def diagnostic(self) -> str:

@@ -544,13 +544,16 @@ def make_smime_mail(
     opaque: bool = False,
     subject: str = "Công văn 15/UBND-VP",
     md: str = "sha256",
+    inner: bytes | None = None,
 ) -> bytes:
     """A complete S/MIME signed mail (``openssl smime -sign``): multipart/signed, or
-    application/pkcs7-mime signed-data when *opaque*. CRLF line ends, as on the wire."""
-    inner = (
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        "Content-Transfer-Encoding: 8bit\r\n\r\n" + body.replace("\n", "\r\n")
-    ).encode()
+    application/pkcs7-mime signed-data when *opaque*. CRLF line ends, as on the wire.
+    *inner*: the signed MIME entity (headers and body) instead of a text/plain *body*."""
+    if inner is None:
+        inner = (
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: 8bit\r\n\r\n" + body.replace("\n", "\r\n")
+        ).encode()
     args = [
         "smime",
         "-sign",
