@@ -109,7 +109,7 @@ async def run_pipeline(
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
     event.listen(db.engine.sync_engine, "begin", count_tx)
     # The verifier processes are started (and warm) before the clock starts, as in `serve`.
-    from signing import VerifyPool
+    from gateway.processes.verify import VerifyPool
 
     t = settings.trust
     verifier = VerifyPool(

@@ -1,16 +1,18 @@
 """Analyse, verify and decide a batch of claimed messages (nothing is written here).
 
-Small messages are analysed together in one executor call; big ones (or a lone message)
-alone. When a parse process dies on a batch, each message is analysed again alone, so only
-the one that kills it fails. Only what carries a signature goes to the verifier. A failure is
-kept on its job: it never takes the batch-mates down.
+Small messages are analysed together in one hand-off to an analysis process; big ones (or a
+lone message) alone, their bytes spooled to a file first so megabytes never cross a pipe.
+Each hand-off is stopped at `[gateway] analyse_timeout` (or the claim's end, if sooner): its
+process is killed and the attempt fails with that reason. When an analysis process dies or
+is stopped on a batch, each message is analysed again alone, so only the culprit fails. Only
+what carries a signature goes to the verifier. A failure is kept on its job: it never takes
+the batch-mates down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,16 +22,18 @@ from gateway.pipeline.analyse import (
     Analyser,
     AnalysisFailed,
     ContentAnalysis,
-    analyse_many,
+    RawFile,
     spooled,
 )
 from gateway.pipeline.outcome import Envelope, Outcome, build_outcome
 from gateway.pipeline.pools import Pools
+from gateway.processes.pool import JobTimeout, WorkerDied
 from signing import SignatureReport
 from store.db import Database
 from store.results import ClaimedMessage, read_raw
 
-TINY_MAX = 64 * 1024  # messages up to this size are analysed together in one executor call
+TINY_MAX = 64 * 1024  # messages up to this size are analysed together in one hand-off
+RAW_NAME = "message.eml"  # a bigger message's bytes, spooled for the analysis process
 
 
 @dataclass(eq=False)
@@ -43,10 +47,18 @@ class Job:
     smime: list[SignatureReport] = field(default_factory=list)
     outcome: Outcome | None = None
     error: BaseException | None = None
+    source: bytes | RawFile | None = None  # what the analysis process reads the message from
 
     @property
     def id(self) -> int:
         return self.msg.id
+
+
+def _spool_raw(directory: Path, raw: bytes) -> RawFile:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / RAW_NAME
+    path.write_bytes(raw)
+    return RawFile(str(path))
 
 
 def _remove_all(directories: list[Path]) -> None:
@@ -78,7 +90,11 @@ class BatchPreparer:
             )
         finally:
             # Most mail spools nothing; clean up what was, in one hand-off to a thread.
-            dirs = [j.spool for j in jobs if j.analysis is None or spooled(j.analysis)]
+            dirs = [
+                j.spool
+                for j in jobs
+                if j.analysis is None or spooled(j.analysis) or isinstance(j.source, RawFile)
+            ]
             if dirs:
                 await asyncio.to_thread(_remove_all, dirs)
         if not any(j.analysis is not None and j.error is None for j in jobs):
@@ -125,33 +141,61 @@ class BatchPreparer:
         tiny: list[Job] = []
         singles: list[Job] = []
         for j in ready:
-            small = len(ready) > 1 and len(j.msg.raw or b"") <= TINY_MAX
-            (tiny if small else singles).append(j)
+            small = len(j.msg.raw or b"") <= TINY_MAX
+            (tiny if small and len(ready) > 1 else singles).append(j)
+            if small:
+                j.source = j.msg.raw
+            else:
+                try:
+                    j.source = await asyncio.to_thread(_spool_raw, j.spool, j.msg.raw or b"")
+                except Exception as e:
+                    j.error = e
+            j.msg.raw = None  # the bytes are not needed here any more
         await asyncio.gather(
             *([self._analyse_chunk(tiny, deadline)] if tiny else []),
-            *(self._analyse_one(j, deadline) for j in singles),
+            *(self._analyse_one(j, deadline) for j in singles if j.error is None),
         )
         for j in jobs:
-            j.msg.raw = None  # analysed: the bytes are not needed any more
+            j.source = None
+
+    def _timeout(self, deadline: float) -> float:
+        """`analyse_timeout`, or what is left of the claim if that ends sooner."""
+        left = deadline - asyncio.get_running_loop().time()
+        return max(0.0, min(self.settings.gateway.analyse_timeout.total_seconds(), left))
 
     async def _analyse_one(self, j: Job, deadline: float) -> None:
-        assert j.msg.raw is not None
+        assert j.source is not None
+        timeout = self._timeout(deadline)
+        if timeout <= 0:
+            j.error = TimeoutError("the claim ran out before the analysis could start")
+            return
         try:
-            async with asyncio.timeout_at(deadline):
-                j.analysis = await self.pools.run(self.analyser, j.msg.raw, j.spool)
+            [r] = await self.pools.analyse(self.analyser, [(j.source, j.spool)], timeout)
+        except JobTimeout as e:
+            j.error = AnalysisFailed(f"analysis took longer than {e.timeout:g} s and was stopped")
+            return
+        except WorkerDied as e:
+            j.error = AnalysisFailed(
+                f"the analysis process died (exit code {e.exitcode}) on this message"
+            )
+            return
         except Exception as e:
             j.error = e
+            return
+        if isinstance(r, AnalysisFailed):
+            j.error = r
+        else:
+            j.analysis = r
 
     async def _analyse_chunk(self, jobs: list[Job], deadline: float) -> None:
-        work = [(j.msg.raw or b"", j.spool) for j in jobs]
+        work: list[tuple[bytes | RawFile, Path]] = [(j.source or b"", j.spool) for j in jobs]
+        timeout = self._timeout(deadline)
         try:
-            async with asyncio.timeout_at(deadline):
-                results = await self.pools.run(analyse_many, self.analyser, work)
-        except BrokenProcessPool:
-            # A parse process died on one of them: one at a time finds which (the pool is
-            # rebuilt after each death), so the others still get through on this attempt.
-            for j in jobs:
-                await self._analyse_one(j, deadline)
+            results = await self.pools.analyse(self.analyser, work, timeout)
+        except (JobTimeout, WorkerDied):
+            # The process died or was stopped on one of them: each alone (in parallel, as
+            # a death fails only its own process) finds which; the others get through now.
+            await asyncio.gather(*(self._analyse_one(j, deadline) for j in jobs))
             return
         except Exception as e:
             for j in jobs:
