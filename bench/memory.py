@@ -141,6 +141,12 @@ class Sampler:
         if "gateway.processes.child" in cmd:
             return f"pipeline+delivery[{p.pid}]"  # serve's worker process
         if "spawn_main" in cmd or "forkserver" in cmd:
+            try:
+                name = p.name()  # gateway/processes/pool.py names its workers edocgw-<pool>
+            except psutil.Error:
+                name = ""
+            if name.startswith("edocgw-analyse"):
+                return f"analyse[{p.pid}]"  # its message analysis processes
             return f"verifier[{p.pid}]"  # its signature verification processes
         return f"child[{p.pid}]"
 
@@ -157,6 +163,8 @@ class Sampler:
             for k in kids:
                 if k.pid not in self.procs:
                     self.procs[k.pid] = Proc(self._label(k), k)
+                elif self.procs[k.pid].label.startswith("verifier"):  # named after it started
+                    self.procs[k.pid].label = self._label(k)
             for p in list(self.procs.values()):
                 try:
                     p.rss = p.ps.memory_info().rss
@@ -176,8 +184,10 @@ class Sampler:
                 if self.can_reset_hwm:
                     try:
                         Path(f"/proc/{p.ps.pid}/clear_refs").write_text("5")
-                    except OSError:
+                    except PermissionError:
                         self.can_reset_hwm = False
+                    except OSError:
+                        pass  # a process that has gone
 
     def steady(self, seconds: float = 1.5) -> dict[str, int]:
         """Median RSS per live process over `seconds`."""

@@ -111,12 +111,18 @@ class _Clock:
 # -- pages ---------------------------------------------------------------------------------
 
 
+def _pdf_stream(data: bytes) -> io.BufferedReader:
+    """*data* as a file for pypdf without a copy: pypdf measures a stream that has
+    `getbuffer()` through it, which makes a BytesIO copy the bytes it was sharing."""
+    return io.BufferedReader(io.BytesIO(data))  # type: ignore[arg-type]
+
+
 def pdf_page_count(data: bytes) -> int:
     """Pages of a PDF; :class:`OcrError` ``encrypted`` when it needs a password."""
     import pypdf
 
     try:
-        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        reader = pypdf.PdfReader(_pdf_stream(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
             raise OcrError("encrypted")
         return len(reader.pages)
@@ -131,7 +137,7 @@ def first_page_is_picture(data: bytes) -> bool:
     import pypdf
 
     try:
-        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        reader = pypdf.PdfReader(_pdf_stream(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
             return False
         resources = reader.pages[0].get("/Resources") or {}

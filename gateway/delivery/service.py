@@ -27,11 +27,13 @@ from gateway.delivery.outcome import apply_delivered, apply_outcome
 from gateway.delivery.route import RouteInput, resolve, shared_resolver
 from gateway.delivery.smtp import Result, Timeouts, TlsContexts
 from gateway.delivery.trace import line_ending, trace_headers
+from gateway.delivery.wire import Outgoing
 from gateway.runner import Runner
 from gateway.senderauth.results import strip_own_results
 from store import deliveries as repo
 from store.db import CHANNEL_DELIVERIES, Database, asyncpg_dsn
 from store.deliveries import ClaimedDelivery, LostClaim
+from store.rawbytes import read_raw_sliced
 
 log = logging.getLogger("edocgw.delivery")
 
@@ -187,14 +189,14 @@ class DeliveryService(Runner[ClaimedDelivery]):
         verdicts = list(d.doc_verdicts or ())
         if raw is None or d.doc_verdicts is None:  # a big message: read apart from the claim
             async with self.db.transaction() as session:
-                raw = await repo.message_raw(session, d.message_id)
+                raw = await read_raw_sliced(session, d.message_id)  # not whole: memory
                 verdicts = await repo.document_verdicts(session, d.message_id)
         if d.format == "edxml" and d.source != "internal":  # issue 15: an edXML package
             raw = await package_mail(self.db, s, d)
         else:  # a client's Authentication-Results in the gateway's name is a forgery (RFC 8601 §5)
             raw = strip_own_results(raw, s.gateway.hostname)
         eol = line_ending(raw)
-        data = (
+        data = Outgoing(  # pieces, not joined: no second copy of a big message
             trace_headers(
                 hostname=s.gateway.hostname,
                 message_id=d.message_id,
@@ -206,12 +208,12 @@ class DeliveryService(Runner[ClaimedDelivery]):
                 document_verdicts=verdicts,
                 eol=eol,
                 auth_results=d.auth_results,
-            )
-            + raw
+            ),
+            raw,
         )
         del raw
         if self.signer is not None:  # the one place outgoing bytes are signed (CPU: a thread)
-            data = await asyncio.to_thread(self.signer.sign, data, eol)
+            data = await asyncio.to_thread(self.signer.sign_pieces, data, eol)
         assert self.contexts is not None
         result = Result("temporary", None, "no server to try")
         for target in targets:

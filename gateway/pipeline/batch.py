@@ -30,7 +30,8 @@ from gateway.pipeline.pools import Pools
 from gateway.processes.pool import JobTimeout, WorkerDied
 from signing import SignatureReport
 from store.db import Database
-from store.results import ClaimedMessage, read_raw
+from store.rawbytes import raw_slices
+from store.results import ClaimedMessage
 
 TINY_MAX = 64 * 1024  # messages up to this size are analysed together in one hand-off
 RAW_NAME = "message.eml"  # a bigger message's bytes, spooled for the analysis process
@@ -131,19 +132,20 @@ class BatchPreparer:
 
     async def _analyse_jobs(self, jobs: list[Job], deadline: float) -> None:
         for j in jobs:
-            if j.msg.raw is None:  # too big to come with the claim
+            if j.msg.raw is None:  # too big to come with the claim: to the spool file
                 try:
-                    async with self.db.sessions() as s:
-                        j.msg.raw = await read_raw(s, j.id)
+                    j.source = await self._spool_from_store(j)
                 except Exception as e:
                     j.error = e
         ready = [j for j in jobs if j.error is None]
         tiny: list[Job] = []
         singles: list[Job] = []
         for j in ready:
-            small = len(j.msg.raw or b"") <= TINY_MAX
+            small = j.source is None and len(j.msg.raw or b"") <= TINY_MAX
             (tiny if small and len(ready) > 1 else singles).append(j)
-            if small:
+            if j.source is not None:
+                pass  # spooled from the store already
+            elif small:
                 j.source = j.msg.raw
             else:
                 try:
@@ -156,7 +158,19 @@ class BatchPreparer:
             *(self._analyse_one(j, deadline) for j in singles if j.error is None),
         )
         for j in jobs:
-            j.source = None
+            if not isinstance(j.source, RawFile):  # a spooled one is removed with the spool
+                j.source = None
+
+    async def _spool_from_store(self, j: Job) -> RawFile:
+        """Copy a big message from the store to its spool file a slice at a time, so this
+        process never holds it whole (the analysis process reads the file)."""
+        await asyncio.to_thread(j.spool.mkdir, parents=True, exist_ok=True)
+        path = j.spool / RAW_NAME
+        with path.open("wb") as f:  # opening a new local file does not wait on anything
+            async with self.db.transaction() as s:
+                async for piece in raw_slices(s, j.id):
+                    await asyncio.to_thread(f.write, piece)
+        return RawFile(str(path))
 
     def _timeout(self, deadline: float) -> float:
         """`analyse_timeout`, or what is left of the claim if that ends sooner."""

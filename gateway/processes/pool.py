@@ -25,6 +25,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("edocgw.processes")
@@ -55,9 +56,11 @@ class JobFailed(Exception):
     """The handler raised in the worker: `Type: text` of the original (it crossed a pipe)."""
 
 
-def _child_main(conn: Connection, factory: Factory, args: tuple[Any, ...]) -> None:
+def _child_main(conn: Connection, name: str, factory: Factory, args: tuple[Any, ...]) -> None:
     """Worker process: build the handler once, then answer jobs until EOF or None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    with contextlib.suppress(OSError):  # `ps -o comm`, top and psutil show what it is
+        Path("/proc/self/comm").write_text(f"edocgw-{name}"[:15])
     try:
         handle = factory(*args)
     except Exception as exc:
@@ -216,7 +219,7 @@ class ProcessPool:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
             target=_child_main,
-            args=(child, self._factory, self._args),
+            args=(child, self.name, self._factory, self._args),
             name=f"edocgw-{self.name}",
             daemon=True,
         )
