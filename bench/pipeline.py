@@ -119,9 +119,11 @@ async def run_pipeline(
     pipe = Pipeline(settings, db, poll_interval=1.0, verifier=verifier, **pipe_kw)
     watcher = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
     try:
+        # The analysis processes are spawned by start() (as in `serve`, before any mail):
+        # the clock starts when the pipeline is ready, as it does for the verifier above.
+        await pipe.start()
         tx0, st0 = transactions[0], statements[0]
         t0 = time.monotonic()
-        await pipe.start()
         deadline = t0 + DEADLINE
         while time.monotonic() < deadline:
             left = await watcher.fetchval(

@@ -112,9 +112,22 @@ def analyse_many(
     return out
 
 
+WARM_UP = (
+    b"Subject: =?utf-8?q?C=C3=B4ng_v=C4=83n?=\r\nFrom: a@b.vn\r\n\r\nK\xc3\xadnh g\xe1\xbb\xadi\r\n"
+)
+
+
 def analysis_worker() -> Callable[[AnalysisJob], list[ContentAnalysis | AnalysisFailed]]:
-    """The factory of an analysis process (gateway/processes/pool.py): the parsers are
-    imported by this module, so a job finds them loaded; each job is `analyse_many`."""
+    """The factory of an analysis process (gateway/processes/pool.py). One small message is
+    analysed here, and the PDF engines imported, so the first real job (already on the
+    clock) does not pay for lazy imports; each job is `analyse_many`."""
+    import tempfile
+
+    import pypdf  # noqa: F401
+    import pypdfium2  # noqa: F401
+
+    with tempfile.TemporaryDirectory() as tmp:
+        analyse_content(WARM_UP, Path(tmp) / "warm-up")
 
     def handle(job: AnalysisJob) -> list[ContentAnalysis | AnalysisFailed]:
         analyser, items = job

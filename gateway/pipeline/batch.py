@@ -1,7 +1,8 @@
 """Analyse, verify and decide a batch of claimed messages (nothing is written here).
 
-Small messages are analysed together in one hand-off to an analysis process; big ones (or a
-lone message) alone, their bytes spooled to a file first so megabytes never cross a pipe.
+Small messages are analysed together, a few per hand-off to an analysis process; bigger ones
+alone. A message too big to come with the claim is copied from the store to a spool file a
+slice at a time, and the analysis process reads that file: megabytes never cross a pipe.
 Each hand-off is stopped at `[gateway] analyse_timeout` (or the claim's end, if sooner): its
 process is killed and the attempt fails with that reason. When an analysis process dies or
 is stopped on a batch, each message is analysed again alone, so only the culprit fails. Only
@@ -33,8 +34,9 @@ from store.db import Database
 from store.rawbytes import raw_slices
 from store.results import ClaimedMessage
 
-TINY_MAX = 64 * 1024  # messages up to this size are analysed together in one hand-off
-RAW_NAME = "message.eml"  # a bigger message's bytes, spooled for the analysis process
+TINY_MAX = 64 * 1024  # messages up to this size are analysed together in one hand-off,
+CHUNK = 8  # up to this many at a time, so a batch keeps every analysis process busy
+RAW_NAME = "message.eml"  # a message too big for the claim, spooled for the analysis process
 
 
 @dataclass(eq=False)
@@ -49,17 +51,11 @@ class Job:
     outcome: Outcome | None = None
     error: BaseException | None = None
     source: bytes | RawFile | None = None  # what the analysis process reads the message from
+    small: bool = False  # analysed in one hand-off with other small ones
 
     @property
     def id(self) -> int:
         return self.msg.id
-
-
-def _spool_raw(directory: Path, raw: bytes) -> RawFile:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / RAW_NAME
-    path.write_bytes(raw)
-    return RawFile(str(path))
 
 
 def _remove_all(directories: list[Path]) -> None:
@@ -138,24 +134,24 @@ class BatchPreparer:
                 except Exception as e:
                     j.error = e
         ready = [j for j in jobs if j.error is None]
-        tiny: list[Job] = []
-        singles: list[Job] = []
+        chunks: list[list[Job]] = []
         for j in ready:
-            small = j.source is None and len(j.msg.raw or b"") <= TINY_MAX
-            (tiny if small and len(ready) > 1 else singles).append(j)
-            if j.source is not None:
-                pass  # spooled from the store already
-            elif small:
+            if j.source is None:  # it came with the claim (up to INLINE_MAX): through the pipe
                 j.source = j.msg.raw
-            else:
-                try:
-                    j.source = await asyncio.to_thread(_spool_raw, j.spool, j.msg.raw or b"")
-                except Exception as e:
-                    j.error = e
             j.msg.raw = None  # the bytes are not needed here any more
+            small = not isinstance(j.source, RawFile) and len(j.source or b"") <= TINY_MAX
+            if small and chunks and len(chunks[-1]) < CHUNK and chunks[-1][0].small:
+                chunks[-1].append(j)
+            else:
+                chunks.append([j])
+            j.small = small
         await asyncio.gather(
-            *([self._analyse_chunk(tiny, deadline)] if tiny else []),
-            *(self._analyse_one(j, deadline) for j in singles if j.error is None),
+            *(
+                self._analyse_chunk(c, deadline)
+                if len(c) > 1
+                else self._analyse_one(c[0], deadline)
+                for c in chunks
+            )
         )
         for j in jobs:
             if not isinstance(j.source, RawFile):  # a spooled one is removed with the spool

@@ -88,7 +88,8 @@ class Pools:
         else:
             n = self.settings.gateway.parse_processes or os.cpu_count() or 1
             self._analysis = ProcessPool("analyse", n, analysis_worker)
-            self._warm(self._analysis, "analysis")  # at start, not on the first message
+            # at start, not on the first message: the pipeline is ready when they are
+            await self._warm(self._analysis, "analysis")
 
     async def close(self) -> None:
         for task in self._warming:
@@ -130,7 +131,7 @@ class Pools:
         except JobFailed as e:  # the job itself did not unpickle or run: every message failed
             return [AnalysisFailed(str(e)) for _ in items]
 
-    def _warm(self, pool: object, what: str) -> None:
+    def _warm(self, pool: object, what: str) -> asyncio.Task[None]:
         async def warm() -> None:
             start = getattr(pool, "start", None)
             if start is None:
@@ -140,7 +141,9 @@ class Pools:
             except Exception as e:  # jobs start the pool again (and report) if this failed
                 log.warning(f"could not start the {what} processes", extra={"error": repr(e)})
 
-        self._warming.append(asyncio.create_task(warm(), name=f"pipeline-warm-{what}"))
+        task = asyncio.create_task(warm(), name=f"pipeline-warm-{what}")
+        self._warming.append(task)
+        return task
 
     # -- verifying ------------------------------------------------------------------------------
 
