@@ -23,6 +23,7 @@ mark (VmHWM, reset per phase through /proc/PID/clear_refs when we may write it).
     .venv/bin/python bench/memory.py               # 46 MiB attachments, 10,000 queued
     .venv/bin/python bench/memory.py --quick       # 2,000 queued
     .venv/bin/python bench/memory.py --tracemalloc # also: where the Python-level peak was
+    .venv/bin/python bench/memory.py --skip-queue --dkim  # phase 1 only, DKIM signing on
 
 `--tracemalloc` runs serve under a small launcher that traces allocations (slow) and, at the
 end of each phase, writes the traced peak and the biggest allocation sites seen near it.
@@ -269,8 +270,11 @@ def start_sink(sink: Sink):  # noqa: ANN201
 
 
 class Gateway:
-    def __init__(self, tmp: Path, url: str, sink_port: int, pki, trace: bool) -> None:  # noqa: ANN001
+    def __init__(  # noqa: ANN001
+        self, tmp: Path, url: str, sink_port: int, pki, trace: bool, dkim: bool = False
+    ) -> None:
         self.tmp, self.url, self.sink_port, self.pki, self.trace = tmp, url, sink_port, pki, trace
+        self.dkim = dkim
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.log = tmp / "edocgw.log"
@@ -308,7 +312,8 @@ enabled = false
 [logging]
 level = "INFO"
 format = "json"
-""",
+"""
+            + self._dkim_section(),
             encoding="utf-8",
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDOCGW_")}
@@ -337,6 +342,16 @@ format = "json"
             time.sleep(0.2)
         self.stop()
         raise SystemExit("edocgw serve did not start:\n" + self.tail())
+
+    def _dkim_section(self) -> str:
+        """With --dkim, everything sent is signed (an RSA key made for this run)."""
+        if not self.dkim:
+            return ""
+        from gateway.delivery.dkimsign import generate
+
+        key = self.tmp / "dkim.pem"
+        key.write_bytes(generate("rsa")[0])
+        return f'[dkim]\ndomain = "bench.localdomain"\nselector = "s1"\nkey_file = "{key}"\n'
 
     def tail(self, n: int = 20) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
@@ -638,7 +653,8 @@ def main() -> int:
     ap.add_argument("--queue", type=int, default=0, help="messages to queue (0: by --quick)")
     ap.add_argument("--rounds", type=int, default=3, help="delivery rounds to watch")
     ap.add_argument("--skip-big", action="store_true")
-    ap.add_argument("--skip-queue", action="store_true")
+    ap.add_argument("--skip-queue", action="store_true", help="phase 1 only (big attachments)")
+    ap.add_argument("--dkim", action="store_true", help="sign everything sent ([dkim] on)")
     ap.add_argument("--deadline", type=float, default=600.0, help="seconds per wait")
     ap.add_argument("--tracemalloc", action="store_true", help="trace the serve process (slow)")
     args = ap.parse_args()
@@ -659,7 +675,7 @@ def main() -> int:
     sampler: Sampler | None = None
     try:
         url = pg.start()
-        gw = Gateway(tmp, url, ctl.port, pki, args.tracemalloc)
+        gw = Gateway(tmp, url, ctl.port, pki, args.tracemalloc, args.dkim)
         gw.start()
         sampler = Sampler(gw.proc.pid)  # type: ignore[union-attr]
         sampler.start()
