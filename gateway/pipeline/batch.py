@@ -36,6 +36,7 @@ from store.results import ClaimedMessage
 
 TINY_MAX = 64 * 1024  # messages up to this size are analysed together in one hand-off,
 CHUNK = 8  # up to this many at a time, so a batch keeps every analysis process busy
+OUT_OF_CLAIM = "analysis did not finish before the claim ran out (gateway.claim_timeout)"
 RAW_NAME = "message.eml"  # a message too big for the claim, spooled for the analysis process
 
 
@@ -177,10 +178,14 @@ class BatchPreparer:
         assert j.source is not None
         timeout = self._timeout(deadline)
         if timeout <= 0:
-            j.error = TimeoutError("the claim ran out before the analysis could start")
+            j.error = AnalysisFailed(OUT_OF_CLAIM)
             return
         try:
-            [r] = await self.pools.analyse(self.analyser, [(j.source, j.spool)], timeout)
+            async with asyncio.timeout_at(deadline):  # waiting for a free process counts too
+                [r] = await self.pools.analyse(self.analyser, [(j.source, j.spool)], timeout)
+        except TimeoutError:
+            j.error = AnalysisFailed(OUT_OF_CLAIM)
+            return
         except JobTimeout as e:
             j.error = AnalysisFailed(f"analysis took longer than {e.timeout:g} s and was stopped")
             return
@@ -201,7 +206,14 @@ class BatchPreparer:
         work: list[tuple[bytes | RawFile, Path]] = [(j.source or b"", j.spool) for j in jobs]
         timeout = self._timeout(deadline)
         try:
-            results = await self.pools.analyse(self.analyser, work, timeout)
+            if timeout <= 0:
+                raise TimeoutError
+            async with asyncio.timeout_at(deadline):  # waiting for a free process counts too
+                results = await self.pools.analyse(self.analyser, work, timeout)
+        except TimeoutError:
+            for j in jobs:
+                j.error = AnalysisFailed(OUT_OF_CLAIM)
+            return
         except (JobTimeout, WorkerDied):
             # The process died or was stopped on one of them: each alone (in parallel, as
             # a death fails only its own process) finds which; the others get through now.
