@@ -7,8 +7,10 @@ dies fails only its own job, and either way only that process is replaced. Both 
 spawned at start, not on the first message.
 
 `analysis_threads=True` runs the analyser in threads of this process instead: only for an
-analyser that must share state with its caller (tests that count calls); such work cannot be
-stopped at its deadline, so `serve` never uses it.
+analyser that must share state with its caller (tests that count calls on plain mail). Such
+work cannot be stopped at its deadline, and PDFium (the PDF text engine) is not thread-safe:
+two threads reading PDFs at once abort the whole process (bench/pipeline.py --load pdf did,
+before analysis moved to processes). `serve` never uses it.
 """
 
 from __future__ import annotations
