@@ -175,6 +175,8 @@ async def test_a_big_message_is_read_and_processed_on_its_own(
     async with running(pipe_settings, db, notice=False):
         msgs = await wait_for(db, [big, *small], {"processed", "failed"})
     assert {m.state for m in msgs.values()} == {"processed"}
+    # it went to the analysis process as a spool file, removed once analysed
+    assert list((Path(pipe_settings.gateway.data_dir) / "spool").iterdir()) == []
     async with db.sessions() as s:
         (doc,) = (await s.scalars(select(Document).where(Document.message_id == big))).all()
     assert (doc.filename, doc.size, doc.sha256) == (
