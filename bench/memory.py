@@ -23,6 +23,7 @@ mark (VmHWM, reset per phase through /proc/PID/clear_refs when we may write it).
     .venv/bin/python bench/memory.py               # 46 MiB attachments, 10,000 queued
     .venv/bin/python bench/memory.py --quick       # 2,000 queued
     .venv/bin/python bench/memory.py --tracemalloc # also: where the Python-level peak was
+    .venv/bin/python bench/memory.py --skip-queue --dkim  # phase 1 only, DKIM signing on
 
 `--tracemalloc` runs serve under a small launcher that traces allocations (slow) and, at the
 end of each phase, writes the traced peak and the biggest allocation sites seen near it.
@@ -141,6 +142,12 @@ class Sampler:
         if "gateway.processes.child" in cmd:
             return f"pipeline+delivery[{p.pid}]"  # serve's worker process
         if "spawn_main" in cmd or "forkserver" in cmd:
+            try:
+                name = p.name()  # gateway/processes/pool.py names its workers edocgw-<pool>
+            except psutil.Error:
+                name = ""
+            if name.startswith("edocgw-analyse"):
+                return f"analyse[{p.pid}]"  # its message analysis processes
             return f"verifier[{p.pid}]"  # its signature verification processes
         return f"child[{p.pid}]"
 
@@ -157,6 +164,8 @@ class Sampler:
             for k in kids:
                 if k.pid not in self.procs:
                     self.procs[k.pid] = Proc(self._label(k), k)
+                elif self.procs[k.pid].label.startswith("verifier"):  # named after it started
+                    self.procs[k.pid].label = self._label(k)
             for p in list(self.procs.values()):
                 try:
                     p.rss = p.ps.memory_info().rss
@@ -176,8 +185,10 @@ class Sampler:
                 if self.can_reset_hwm:
                     try:
                         Path(f"/proc/{p.ps.pid}/clear_refs").write_text("5")
-                    except OSError:
+                    except PermissionError:
                         self.can_reset_hwm = False
+                    except OSError:
+                        pass  # a process that has gone
 
     def steady(self, seconds: float = 1.5) -> dict[str, int]:
         """Median RSS per live process over `seconds`."""
@@ -259,8 +270,11 @@ def start_sink(sink: Sink):  # noqa: ANN201
 
 
 class Gateway:
-    def __init__(self, tmp: Path, url: str, sink_port: int, pki, trace: bool) -> None:  # noqa: ANN001
+    def __init__(  # noqa: ANN001
+        self, tmp: Path, url: str, sink_port: int, pki, trace: bool, dkim: bool = False
+    ) -> None:
         self.tmp, self.url, self.sink_port, self.pki, self.trace = tmp, url, sink_port, pki, trace
+        self.dkim = dkim
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.log = tmp / "edocgw.log"
@@ -298,7 +312,8 @@ enabled = false
 [logging]
 level = "INFO"
 format = "json"
-""",
+"""
+            + self._dkim_section(),
             encoding="utf-8",
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDOCGW_")}
@@ -327,6 +342,16 @@ format = "json"
             time.sleep(0.2)
         self.stop()
         raise SystemExit("edocgw serve did not start:\n" + self.tail())
+
+    def _dkim_section(self) -> str:
+        """With --dkim, everything sent is signed (an RSA key made for this run)."""
+        if not self.dkim:
+            return ""
+        from gateway.delivery.dkimsign import generate
+
+        key = self.tmp / "dkim.pem"
+        key.write_bytes(generate("rsa")[0])
+        return f'[dkim]\ndomain = "bench.localdomain"\nselector = "s1"\nkey_file = "{key}"\n'
 
     def tail(self, n: int = 20) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
@@ -628,7 +653,8 @@ def main() -> int:
     ap.add_argument("--queue", type=int, default=0, help="messages to queue (0: by --quick)")
     ap.add_argument("--rounds", type=int, default=3, help="delivery rounds to watch")
     ap.add_argument("--skip-big", action="store_true")
-    ap.add_argument("--skip-queue", action="store_true")
+    ap.add_argument("--skip-queue", action="store_true", help="phase 1 only (big attachments)")
+    ap.add_argument("--dkim", action="store_true", help="sign everything sent ([dkim] on)")
     ap.add_argument("--deadline", type=float, default=600.0, help="seconds per wait")
     ap.add_argument("--tracemalloc", action="store_true", help="trace the serve process (slow)")
     args = ap.parse_args()
@@ -649,7 +675,7 @@ def main() -> int:
     sampler: Sampler | None = None
     try:
         url = pg.start()
-        gw = Gateway(tmp, url, ctl.port, pki, args.tracemalloc)
+        gw = Gateway(tmp, url, ctl.port, pki, args.tracemalloc, args.dkim)
         gw.start()
         sampler = Sampler(gw.proc.pid)  # type: ignore[union-attr]
         sampler.start()

@@ -109,7 +109,7 @@ async def run_pipeline(
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
     event.listen(db.engine.sync_engine, "begin", count_tx)
     # The verifier processes are started (and warm) before the clock starts, as in `serve`.
-    from signing import VerifyPool
+    from gateway.processes.verify import VerifyPool
 
     t = settings.trust
     verifier = VerifyPool(
@@ -119,9 +119,11 @@ async def run_pipeline(
     pipe = Pipeline(settings, db, poll_interval=1.0, verifier=verifier, **pipe_kw)
     watcher = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
     try:
+        # The analysis processes are spawned by start() (as in `serve`, before any mail):
+        # the clock starts when the pipeline is ready, as it does for the verifier above.
+        await pipe.start()
         tx0, st0 = transactions[0], statements[0]
         t0 = time.monotonic()
-        await pipe.start()
         deadline = t0 + DEADLINE
         while time.monotonic() < deadline:
             left = await watcher.fetchval(

@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from signing import TrustStore, VerifyPool, aggregate, verify_document  # noqa: E402
+from gateway.processes.verify import VerifyPool  # noqa: E402
+from signing import TrustStore, aggregate, verify_document  # noqa: E402
 from tests.support.pki import make_pdf, make_pki, sign_pdf  # noqa: E402
 
 

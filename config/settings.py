@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -56,8 +57,16 @@ class GatewaySettings(Section):
         0,
         ge=0,
         le=64,
-        description="Processes that parse and classify messages; 0 runs that work in threads "
-        "of the gateway process instead.",
+        description="Processes that parse and classify messages; 0 means one per CPU core. "
+        "Analysis always runs in these processes (never in threads), so a message whose "
+        "analysis passes analyse_timeout is stopped: its process is killed and replaced.",
+    )
+    analyse_timeout: Duration = Field(
+        parse_duration("180s"),
+        description="How long the analysis of one message (or of one batch of small ones) may "
+        "take before its process is killed and the attempt fails. Longer than the OCR budget "
+        "of one message (120 s), so slow scans end as unread documents, not as failures. "
+        "The claim's own end (0.9 x claim_timeout) stops it earlier if that comes first.",
     )
     worker_processes: int = Field(
         1,
@@ -88,6 +97,13 @@ class GatewaySettings(Section):
         description="The agency code (mã định danh) edXML packages name as their sender "
         "(From/OrganId) when the mail did not come from a registered agency.",
     )
+
+    @field_validator("analyse_timeout")
+    @classmethod
+    def _analyse_timeout(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError("expected a duration above 0, such as 180s")
+        return v
 
     @field_validator("roles")
     @classmethod

@@ -43,15 +43,16 @@ def _zip_name(info: zipfile.ZipInfo) -> str:
 
 
 def _read_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes | None:
-    """Read a member, stopping as soon as it exceeds ``cap`` (headers can lie)."""
-    out = bytearray()
+    """Read a member, stopping as soon as it exceeds ``cap`` (headers can lie). Into a
+    BytesIO, whose value is handed over without the copy `bytes(bytearray)` makes."""
+    out = io.BytesIO()
     with zf.open(info) as fh:
         while True:
-            chunk = fh.read(min(1 << 20, cap + 1 - len(out)))
+            chunk = fh.read(min(1 << 20, cap + 1 - out.tell()))
             if not chunk:
-                return bytes(out)
-            out.extend(chunk)
-            if len(out) > cap:
+                return out.getvalue()
+            out.write(chunk)
+            if out.tell() > cap:
                 return None
 
 

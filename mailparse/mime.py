@@ -5,8 +5,11 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import html
+import io
 import re
-from dataclasses import dataclass
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from email import policy
 from email.feedparser import FeedParser
 from email.message import Message
@@ -36,6 +39,10 @@ _TAG = re.compile(r"<[^>]{0,2000}>")
 _FEED = 64 * 1024  # characters fed to the parser at a time
 _B64_CHUNK = 1 << 20  # characters of a base64 body encoded at a time
 _B64_VALID = re.compile(rb"[A-Za-z0-9+/]*={0,2}")  # what b64decode(validate=True) accepts
+# A run of lines made only of the base64 alphabet: never a header (no colon), a boundary
+# (starts with "-") or a blank line, so to the parser it is body text whatever it stands for.
+_RUN = re.compile(rb"(?m)^(?:[A-Za-z0-9+/=]++\r?\n)++")
+_RUN_MIN = 256 * 1024  # runs this long are kept out of the parser (see `parse_bounded`)
 
 
 class _LimitHit(Exception):
@@ -61,6 +68,8 @@ class _Walker:
         self.decoded_total = 0
         self.body_plain: str | None = None
         self.body_html: str | None = None
+        # Parts whose body the parser saw as a placeholder: id(part) -> (token, the bytes).
+        self.runs: dict[int, tuple[str, memoryview]] = {}
 
     # -- entry -----------------------------------------------------------------------------
     def run(self) -> ParsedMessage:
@@ -73,9 +82,36 @@ class _Walker:
 
     def _parse(self, raw: bytes) -> Bounded:
         """Parse (a message or an attached one) within what is left of the part limit."""
-        tree = parse_bounded(raw, max(1, self.limits.max_parts - self.parsed))
+        tree = parse_bounded(raw, max(1, self.limits.max_parts - self.parsed), elide=True)
         self.parsed += tree.parts
+        if tree.runs:
+            self._settle(tree.message, tree.runs)
         return tree
+
+    def _settle(self, msg: Message, runs: dict[str, memoryview]) -> None:
+        """A base64 part whose body is one elided run keeps its placeholder (`_decode` reads
+        the bytes); any other placeholder gets its text back, so email sees the message."""
+        for part in msg.walk():
+            payload = getattr(part, "_payload", None)
+            if not isinstance(payload, str) or _RUN_PREFIX not in payload:
+                continue
+            token = payload.strip("\r\n")
+            is_b64 = str(part.get("content-transfer-encoding", "")).lower() == "base64"
+            if is_b64 and token in runs:
+                self.runs[id(part)] = (token, runs[token])
+            else:
+                for token, view in runs.items():
+                    if token in payload:
+                        payload = _put_back(payload, token, view)
+                part.set_payload(payload)
+
+    def _restore(self, msg: Message) -> None:
+        """Put the text back into *msg* and its parts (for email's own decoding or output)."""
+        for part in msg.walk():
+            held = self.runs.pop(id(part), None)
+            if held is not None:
+                token, view = held
+                part.set_payload(_put_back(part._payload, token, view))  # type: ignore[attr-defined]
 
     def _run(self, raw: bytes) -> ParsedMessage:
         res = self.result
@@ -275,14 +311,26 @@ class _Walker:
         # The stored payload itself: get_payload() copies a big body once more just to look
         # for surrogates.
         encoded = getattr(part, "_payload", None)
+        held = self.runs.get(id(part))
         enc_len = len(encoded) if isinstance(encoded, (str, bytes)) else 0
+        if held is not None:
+            enc_len = len(held[1])
         if enc_len * 3 // 4 > self.limits.max_decoded_bytes:
+            self.runs.pop(id(part), None)
             self.result.defects.append(f"{path}:part_too_large:{enc_len}")
             self.result.malformed = True
             return None
         before = len(part.defects)
         try:
-            data: object = _base64_body(part)
+            data: object = None
+            if held is not None:
+                data = _base64_run(held[1])
+                if data is None:  # not clean base64: email decodes it and names the defects
+                    self._restore(part)
+                else:
+                    self.runs.pop(id(part), None)
+            else:
+                data = _base64_body(part)
             if data is None:
                 data = part.get_payload(decode=True)
         except Exception as exc:
@@ -388,6 +436,7 @@ class _Walker:
         if not isinstance(inner, Message):
             self.result.defects.append(f"{path}:empty_message_rfc822")
             return
+        self._restore(inner)
         try:
             data = inner.as_bytes(policy=policy.SMTP)
         except Exception:
@@ -405,6 +454,7 @@ class _Walker:
         if sig is None:
             self.result.defects.append(f"{path}:signed_without_signature")
             return
+        self._restore(sig)
         signature = sig.get_payload(decode=True)
         boundary = part.get_boundary()
         signed = _raw_first_part(self.raw, boundary) if boundary else None
@@ -474,6 +524,7 @@ class Bounded:
     message: Message
     parts: int
     stopped: bool
+    runs: dict[str, memoryview] = field(default_factory=dict)  # placeholder -> its bytes
 
 
 class _TooManyParts(Exception):
@@ -504,20 +555,81 @@ class _PartBudget:
         return msg
 
 
-def parse_bounded(raw: bytes, max_parts: int | None) -> Bounded:
+def parse_bounded(raw: bytes, max_parts: int | None, *, elide: bool = False) -> Bounded:
     """`parse_bytes` that stops once the parser has made `max_parts` parts and is about to
-    make another: the work is bounded by the limit, not by the input."""
+    make another: the work is bounded by the limit, not by the input.
+
+    With *elide*, each run of at least `_RUN_MIN` bytes of base64-alphabet lines (a big
+    attachment's body) reaches the parser as one placeholder line: the feed parser keeps
+    every body line as a str and then joins them (about 2.6 times the body at once), for a
+    body that is only ever decoded. The tree is the same (such lines are body text to the
+    parser whatever they are); `Bounded.runs` maps each placeholder to its bytes, and the
+    caller decodes them from there or puts the text back (`_put_back`)."""
     budget = _PartBudget(max_parts)
     parser = FeedParser(budget, policy=policy.default)  # type: ignore[arg-type]  # called with policy=
     budget.armed = True
     view = memoryview(raw)
+    runs: dict[str, memoryview] = {}
     try:
-        for start in range(0, len(view), _FEED):
-            parser.feed(str(view[start : start + _FEED], "ascii", "surrogateescape"))
-        return Bounded(parser.close(), budget.parts, stopped=False)
+        for piece in _pieces(raw, view, runs) if elide else (view,):
+            for start in range(0, len(piece), _FEED):
+                parser.feed(str(piece[start : start + _FEED], "ascii", "surrogateescape"))
+        return Bounded(parser.close(), budget.parts, stopped=False, runs=runs)
     except _TooManyParts:
         assert budget.root is not None
-        return Bounded(budget.root, budget.parts, stopped=True)
+        return Bounded(budget.root, budget.parts, stopped=True, runs=runs)
+
+
+_RUN_PREFIX = "EDOCGWRUN"
+
+
+def _pieces(
+    raw: bytes, view: memoryview, runs: dict[str, memoryview]
+) -> Iterator[memoryview | bytes]:
+    """*raw* as the parser should see it: long runs replaced by placeholder lines, each
+    noted in *runs*. Nothing is copied but the placeholders."""
+    nonce = secrets.token_hex(6).upper()
+    while (_RUN_PREFIX + nonce).encode() in raw:  # never a token the sender wrote
+        nonce = secrets.token_hex(6).upper()
+    pos = 0
+    for m in _RUN.finditer(raw):
+        start, end = m.span()
+        if end - start < _RUN_MIN:
+            continue
+        token = f"{_RUN_PREFIX}{nonce}X{len(runs)}"
+        runs[token] = view[start:end]
+        yield view[pos:start]
+        yield token.encode() + (b"\r\n" if raw[end - 2 : end] == b"\r\n" else b"\n")
+        pos = end
+    yield view[pos:]
+
+
+def _put_back(payload: str, token: str, run: memoryview) -> str:
+    """*payload* with the text of *run* where its placeholder line was (the line end before
+    a boundary belongs to the boundary, so the parser may have dropped the placeholder's)."""
+    text = str(run, "ascii")
+    eol = "\r\n" if text.endswith("\r\n") else "\n"
+    return payload.replace(token + eol, text).replace(token, text[: -len(eol)])
+
+
+def _base64_run(run: memoryview) -> bytes | None:
+    """An elided base64 body decoded a slice at a time (only the result is whole), if it is
+    what `_base64_body` accepts; else None."""
+    out = io.BytesIO()
+    carry = b""
+    total = len(run)
+    for start in range(0, total, _B64_CHUNK):
+        chunk = carry + bytes(run[start : start + _B64_CHUNK]).translate(None, b"\r\n")
+        last = start + _B64_CHUNK >= total
+        cut = len(chunk) if last else len(chunk) - len(chunk) % 4
+        piece, carry = chunk[:cut], chunk[cut:]
+        if len(piece) % 4 or not _B64_VALID.fullmatch(piece) or (not last and b"=" in piece):
+            return None
+        try:
+            out.write(binascii.a2b_base64(piece))
+        except binascii.Error:
+            return None
+    return out.getvalue()
 
 
 def _base64_body(part: Message) -> bytes | None:

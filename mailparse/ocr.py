@@ -3,10 +3,10 @@
 The result is the same positioned :data:`~mailparse.text.Rows` a PDF text layer gives, so the
 Decree 30 readers of :mod:`mailparse.facts` read scans with the very rules they use on text.
 
-Why pytesseract (a subprocess per page) and not tesserocr (libtesseract in-process): the
-analysis runs in threads of the gateway unless ``[gateway] parse_processes`` is set, and a
-thread cannot be stopped; a ``tesseract`` process can, and pytesseract kills it at its
-``timeout``. Each page gets what is left of the document's budget (``Limits.ocr_seconds``), so a
+Why pytesseract (a subprocess per page) and not tesserocr (libtesseract in-process): a
+``tesseract`` process is stopped at its own ``timeout``, so a slow scan ends as an unread
+document within the OCR budget, well before the analysis process itself is killed at
+``[gateway] analyse_timeout`` (which fails the whole attempt). Each page gets what is left of the document's budget (``Limits.ocr_seconds``), so a
 page that never ends costs the budget and not the worker; no GIL is held while it runs, and
 nothing needs building against libtesseract. Loading the model per page costs ~0.1 s, measured
 in ``bench/classify.py``. Pages are rendered by poppler's ``pdftoppm`` under the same deadline.
@@ -111,12 +111,18 @@ class _Clock:
 # -- pages ---------------------------------------------------------------------------------
 
 
+def _pdf_stream(data: bytes) -> io.BufferedReader:
+    """*data* as a file for pypdf without a copy: pypdf measures a stream that has
+    `getbuffer()` through it, which makes a BytesIO copy the bytes it was sharing."""
+    return io.BufferedReader(io.BytesIO(data))  # type: ignore[arg-type]
+
+
 def pdf_page_count(data: bytes) -> int:
     """Pages of a PDF; :class:`OcrError` ``encrypted`` when it needs a password."""
     import pypdf
 
     try:
-        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        reader = pypdf.PdfReader(_pdf_stream(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
             raise OcrError("encrypted")
         return len(reader.pages)
@@ -131,7 +137,7 @@ def first_page_is_picture(data: bytes) -> bool:
     import pypdf
 
     try:
-        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        reader = pypdf.PdfReader(_pdf_stream(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
             return False
         resources = reader.pages[0].get("/Resources") or {}

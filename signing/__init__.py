@@ -2,13 +2,13 @@
 
 Pure: no database, no network. Verification never raises; every problem is a
 :class:`SignatureReport` with a verdict and a machine reason (DESIGN §5). The CPU-heavy work
-runs in :class:`VerifyPool` worker processes; :func:`verify_document` is the inline path.
+runs in worker processes of the gateway (gateway/processes/verify.py); :func:`verify_document`
+is the inline path.
 """
 
 from signing.cms import extract_p7m_content
 from signing.edocument import EDocumentCheck, check_e_document
 from signing.errors import SignerConfigError, SigningError, TrustStoreError
-from signing.pool import VerifyPool
 from signing.report import SignatureReport, aggregate
 from signing.smime import split_smime, verify_smime, verify_smime_message
 from signing.trust import TrustStore
@@ -21,7 +21,6 @@ __all__ = [
     "SigningError",
     "TrustStore",
     "TrustStoreError",
-    "VerifyPool",
     "aggregate",
     "check_e_document",
     "extract_p7m_content",

@@ -1,7 +1,7 @@
 """The trust store: anchors, intermediates and CRLs read once, then reused for every job.
 
 Parsing certificates and CRLs is the expensive part of setting up validation, so a pool
-worker loads the store once (see :mod:`signing.pool`) and builds a cheap
+worker loads the store once (see gateway/processes/verify.py) and builds a cheap
 :class:`~pyhanko_certvalidator.ValidationContext` per signature from the parsed objects.
 """
 

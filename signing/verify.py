@@ -1,6 +1,6 @@
 """The inline entry points: bytes (or paths) in, reports out, never an exception.
 
-Used directly by tests and ``edocgw check``, and inside each :mod:`signing.pool` worker.
+Used directly by tests and ``edocgw check``, and inside each verification worker (gateway/processes/verify.py).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from gateway.delivery.smtp import (
     open_session,
     transact,
 )
+from gateway.delivery.wire import Data
 
 _BEFORE_DATA = ("MAIL FROM", "RCPT TO")
 
@@ -64,7 +65,7 @@ class Connections:
         *,
         mail_from: str,
         recipient: str,
-        data: bytes,
+        data: Data,
         helo: str,
         timeouts: Timeouts,
         contexts: TlsContexts,
@@ -90,7 +91,7 @@ class Connections:
         return result
 
     async def _run(
-        self, session: Session, mail_from: str, recipient: str, data: bytes, timeouts: Timeouts
+        self, session: Session, mail_from: str, recipient: str, data: Data, timeouts: Timeouts
     ) -> tuple[Result, bool]:
         try:
             return await transact(

@@ -28,11 +28,13 @@ from gateway.delivery.outcome import apply_delivered, apply_outcome
 from gateway.delivery.route import RouteInput, resolve, shared_resolver
 from gateway.delivery.smtp import Result, Target, Timeouts, TlsContexts
 from gateway.delivery.trace import line_ending, trace_headers
+from gateway.delivery.wire import Outgoing
 from gateway.runner import Runner
 from gateway.senderauth.results import strip_own_results
 from store import deliveries as repo
 from store.db import CHANNEL_DELIVERIES, Database, asyncpg_dsn
 from store.deliveries import ClaimedDelivery, LostClaim
+from store.rawbytes import read_raw_sliced
 
 log = logging.getLogger("edocgw.delivery")
 
@@ -188,7 +190,7 @@ class DeliveryService(Runner[ClaimedDelivery]):
         verdicts = list(d.doc_verdicts or ())
         if raw is None or d.doc_verdicts is None:  # a big message: read apart from the claim
             async with self.db.transaction() as session:
-                raw = await repo.message_raw(session, d.message_id)
+                raw = await read_raw_sliced(session, d.message_id)  # not whole: memory
                 verdicts = await repo.document_verdicts(session, d.message_id)
         if d.format == "edxml" and d.source != "internal":  # issue 15: an edXML package
             raw = await package_mail(self.db, s, d)
@@ -208,10 +210,10 @@ class DeliveryService(Runner[ClaimedDelivery]):
         del raw
         return await self._transmit(d, targets, data)
 
-    def _traced(self, d: ClaimedDelivery, verdicts: list[str | None], raw: bytes) -> bytes:
+    def _traced(self, d: ClaimedDelivery, verdicts: list[str | None], raw: bytes) -> Outgoing:
         s = self.settings
         eol = line_ending(raw)
-        return (
+        return Outgoing(  # pieces, not joined: no second copy of a big message
             trace_headers(
                 hostname=s.gateway.hostname,
                 message_id=d.message_id,
@@ -223,17 +225,17 @@ class DeliveryService(Runner[ClaimedDelivery]):
                 document_verdicts=verdicts,
                 eol=eol,
                 auth_results=d.auth_results,
-            )
-            + raw
+            ),
+            raw,
         )
 
-    async def _transmit(self, d: ClaimedDelivery, targets: list[Target], data: bytes) -> Result:
+    async def _transmit(self, d: ClaimedDelivery, targets: list[Target], data: Outgoing) -> Result:
         """The gateway's DKIM signature on `data`, then the first server that answers: the
         one path every outgoing copy takes."""
         s = self.settings
-        eol = line_ending(data)
+        eol = line_ending(data.pieces[0]) if data.pieces else b"\r\n"
         if self.signer is not None:  # the one place outgoing bytes are signed (CPU: a thread)
-            data = await asyncio.to_thread(self.signer.sign, data, eol)
+            data = await asyncio.to_thread(self.signer.sign_pieces, data, eol)
         assert self.contexts is not None
         result = Result("temporary", None, "no server to try")
         for target in targets:

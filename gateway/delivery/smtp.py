@@ -17,7 +17,7 @@ from typing import Literal
 
 import aiosmtplib
 
-from gateway.delivery.wire import send_data
+from gateway.delivery.wire import Data, send_data
 
 Outcome = Literal["delivered", "temporary", "permanent"]
 TLS_REQUIRED = ("verify", "encrypt")
@@ -127,7 +127,7 @@ async def send(
     *,
     mail_from: str,
     recipient: str,
-    data: bytes,
+    data: Data,
     helo: str,
     timeouts: Timeouts,
     contexts: TlsContexts,
@@ -238,7 +238,7 @@ async def open_session(
 
 
 async def transact(
-    session: Session, *, mail_from: str, recipient: str, data: bytes, timeouts: Timeouts
+    session: Session, *, mail_from: str, recipient: str, data: Data, timeouts: Timeouts
 ) -> tuple[Result, bool]:
     """One mail transaction (MAIL, RCPT, DATA) on an open session. Returns the result and
     whether the session is still in step with the server (it answered every command, and

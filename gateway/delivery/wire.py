@@ -7,6 +7,9 @@ about 4.7 times a 63 MB message at once, measured (bench/memory.py). Here each s
 a line's leading dot is doubled) and is written once the transport has room, so only a slice
 is copied at a time. This follows aiosmtplib 5's own `execute_data_command` (its command lock,
 `_response_pending` and `_drain_helper`); with a protocol lacking those, `data()` is used.
+
+An outgoing message may be `Outgoing` pieces (the DKIM signature, the trace headers, the
+stored bytes) sent one after another: joining them would copy the whole message once more.
 """
 
 from __future__ import annotations
@@ -18,31 +21,60 @@ from collections.abc import Iterator
 import aiosmtplib
 
 SLICE = 1 << 20
+
+
+class Outgoing:
+    """A message as pieces that each start a line, sent one after another."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, *pieces: bytes) -> None:
+        self.pieces = tuple(p for p in pieces if p)
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.pieces)
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.pieces)
+
+    def isascii(self) -> bool:
+        return all(p.isascii() for p in self.pieces)
+
+    def prepend(self, head: bytes) -> Outgoing:
+        return Outgoing(head, *self.pieces)
+
+
+Data = bytes | Outgoing
 _EOL = re.compile(rb"\r\n|\n|\r(?!\n)")  # aiosmtplib's LINE_ENDINGS_REGEX
 _DOT = re.compile(rb"(?m)^\.")  # aiosmtplib's PERIOD_REGEX
 
 
-def wire_slices(data: bytes, size: int = SLICE) -> Iterator[bytes]:
+def wire_slices(data: Data, size: int = SLICE) -> Iterator[bytes]:
     """`data` as DATA sends it: CRLF line ends, leading dots doubled, a final CRLF if missing,
     then the `.` line. Joined, the same bytes as aiosmtplib's normalisation of `data`."""
-    start = 0
     ends_crlf = False
+    for piece in data.pieces if isinstance(data, Outgoing) else (data,):
+        for out in _normalised(piece, size):
+            ends_crlf = out.endswith(b"\r\n")
+            yield out
+    yield b".\r\n" if ends_crlf else b"\r\n.\r\n"
+
+
+def _normalised(data: bytes, size: int) -> Iterator[bytes]:
+    start = 0
     while start < len(data):
         end = data.rfind(b"\n", start, start + size) + 1
         if end <= start:  # no LF in this slice: take the line whole
             end = data.find(b"\n", start + size) + 1 or len(data)
         # Every slice starts a line, so `^` at its start is right; a CR is never the last
         # byte of a slice but the message's, so `\r(?!\n)` sees what follows it.
-        out = _DOT.sub(b"..", _EOL.sub(b"\r\n", data[start:end]))
-        ends_crlf = out.endswith(b"\r\n")
-        yield out
+        yield _DOT.sub(b"..", _EOL.sub(b"\r\n", data[start:end]))
         start = end
-    yield b".\r\n" if ends_crlf else b"\r\n.\r\n"
 
 
 async def send_data(
     client: aiosmtplib.SMTP,
-    data: bytes,
+    data: Data,
     timeout: float,  # noqa: ASYNC109 (per wait, as aiosmtplib)
 ) -> aiosmtplib.SMTPResponse:
     """DATA, the message in slices, and the server's reply to it. Raises as `client.data()`
@@ -55,7 +87,7 @@ async def send_data(
         or not hasattr(proto, "_drain_helper")
         or not hasattr(proto, "_response_pending")
     ):
-        return await client.data(data, timeout=timeout)
+        return await client.data(bytes(data), timeout=timeout)
     assert proto is not None
     async with lock:
         proto._response_pending = True

@@ -1,7 +1,8 @@
-"""Plan, classify and spool one message: the CPU and file work, run in an executor.
+"""Plan, classify and spool one message: the CPU and file work, run in a worker process.
 
-Everything here is synchronous on purpose (it runs in a worker thread, never on the event
-loop). What the message is (its documents, the .p7m contents, which detached signature signs
+Everything here is synchronous on purpose: it runs in the analysis processes
+(`analysis_worker`, on gateway/processes/pool.py, stopped at their deadline), never on the
+event loop. What the message is (its documents, the .p7m contents, which detached signature signs
 which document, the edXML codes, what to verify) is decided by `mailparse.plan`, the same
 call `edocgw check` makes; this module classifies the documents and spools the bytes the
 plan says to verify, so megabytes of attachment bytes never travel through a pipe.
@@ -78,23 +79,61 @@ class ContentAnalysis:
 Analyser = Callable[[bytes, Path], ContentAnalysis]
 
 
+@dataclass(frozen=True)
+class RawFile:
+    """A message's raw bytes spooled to a file: what crosses the pipe to the analysis
+    process instead of megabytes of pickled bytes."""
+
+    path: str
+
+    def read(self) -> bytes:
+        return Path(self.path).read_bytes()
+
+
+AnalysisJob = tuple[Analyser, list[tuple[bytes | RawFile, Path]]]
+
+
 class AnalysisFailed(Exception):
     """One message of `analyse_many` failed; the message is `Type: text` of the original
     error (a plain string, so it crosses a process boundary whatever the original was)."""
 
 
 def analyse_many(
-    analyser: Analyser, jobs: list[tuple[bytes, Path]]
+    analyser: Analyser, jobs: list[tuple[bytes | RawFile, Path]]
 ) -> list[ContentAnalysis | AnalysisFailed]:
-    """Run *analyser* over several small messages in one executor call (one hand-off to the
-    thread or process instead of one per message); a failure stays with its own message."""
+    """Run *analyser* over several small messages in one hand-off to the analysis process
+    (instead of one per message); a failure stays with its own message."""
     out: list[ContentAnalysis | AnalysisFailed] = []
-    for raw, spool in jobs:
+    for source, spool in jobs:
         try:
-            out.append(analyser(raw, spool))
+            out.append(analyser(source.read() if isinstance(source, RawFile) else source, spool))
         except Exception as e:
             out.append(AnalysisFailed(f"{type(e).__name__}: {e}"))
     return out
+
+
+WARM_UP = (
+    b"Subject: =?utf-8?q?C=C3=B4ng_v=C4=83n?=\r\nFrom: a@b.vn\r\n\r\nK\xc3\xadnh g\xe1\xbb\xadi\r\n"
+)
+
+
+def analysis_worker() -> Callable[[AnalysisJob], list[ContentAnalysis | AnalysisFailed]]:
+    """The factory of an analysis process (gateway/processes/pool.py). One small message is
+    analysed here, and the PDF engines imported, so the first real job (already on the
+    clock) does not pay for lazy imports; each job is `analyse_many`."""
+    import tempfile
+
+    import pypdf  # noqa: F401
+    import pypdfium2  # noqa: F401
+
+    with tempfile.TemporaryDirectory() as tmp:
+        analyse_content(WARM_UP, Path(tmp) / "warm-up")
+
+    def handle(job: AnalysisJob) -> list[ContentAnalysis | AnalysisFailed]:
+        analyser, items = job
+        return analyse_many(analyser, items)
+
+    return handle
 
 
 def spooled(analysis: ContentAnalysis) -> bool:

@@ -1,36 +1,49 @@
-"""The pipeline's two pools: the parse executor (threads, or spawned processes with
-`[gateway] parse_processes`) and the signature verifier (`signing.VerifyPool`).
+"""The pipeline's two process pools, both on gateway/processes/pool.py: message analysis
+(`[gateway] parse_processes`, 0 = one per core) and the signature verifier (VerifyPool).
 
-Both are CPU work off the event loop. A parse process that dies (on this message or another)
-breaks the whole pool: it is replaced for the next call, and the call that saw it fails like
-any attempt. The verifier's processes are spawned at start, not on the first signed PDF.
+Both are CPU work on untrusted input, off the event loop and stoppable: a job past its
+deadline kills its process (a thread would keep the CPU after its timeout), a process that
+dies fails only its own job, and either way only that process is replaced. Both pools are
+spawned at start, not on the first message.
+
+`analysis_threads=True` runs the analyser in threads of this process instead: only for an
+analyser that must share state with its caller (tests that count calls on plain mail). Such
+work cannot be stopped at its deadline, and PDFium (the PDF text engine) is not thread-safe:
+two threads reading PDFs at once abort the whole process (bench/pipeline.py --load pdf did,
+before analysis moved to processes). `serve` never uses it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
 
 from config import Settings
 from gateway import metrics
-from gateway.pipeline.analyse import ContentAnalysis
+from gateway.pipeline.analyse import (
+    Analyser,
+    AnalysisFailed,
+    ContentAnalysis,
+    RawFile,
+    analyse_many,
+    analysis_worker,
+)
+from gateway.processes.pool import JobFailed, ProcessPool
 from signing import SignatureReport
 
 log = logging.getLogger("edocgw.pipeline")
 
 VERIFY_TIMEOUT = 30.0
-T = TypeVar("T")
 
 
 class SignatureVerifier(Protocol):
-    """What the pipeline needs of `signing.VerifyPool`."""
+    """What the pipeline needs of `gateway.processes.verify.VerifyPool`."""
 
     async def verify_path(
         self,
@@ -55,61 +68,89 @@ class Pools:
         threads: int,
         verifier: SignatureVerifier | None = None,
         warm_verifier: bool = True,
+        analysis_threads: bool = False,
     ) -> None:
         self.settings = settings
         self.threads = threads
         self.warm_verifier = warm_verifier
+        self.analysis_threads = analysis_threads
         self._verifier = verifier
         self._own_verifier = verifier is None
-        self._executor: Executor | None = None
-        self._warming: asyncio.Task[None] | None = None
+        self._analysis: ProcessPool | None = None
+        self._threads: ThreadPoolExecutor | None = None
+        self._warming: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
         if self._verifier is None:
             self._verifier = await asyncio.to_thread(self._make_verifier)
             if self.warm_verifier:  # spawn the verifier processes now, not on the first PDF
-                self._warming = asyncio.create_task(self._warm(), name="pipeline-warm-verifier")
-        self._executor = self._make_executor()
+                self._warm(self._verifier, "verifier")
+        if self.analysis_threads:
+            self._threads = ThreadPoolExecutor(self.threads, thread_name_prefix="edocgw-analyse")
+        else:
+            n = self.settings.gateway.parse_processes or os.cpu_count() or 1
+            self._analysis = ProcessPool("analyse", n, analysis_worker)
+            # at start, not on the first message: the pipeline is ready when they are
+            await self._warm(self._analysis, "analysis")
 
     async def close(self) -> None:
-        if self._warming is not None:
-            self._warming.cancel()
-            await asyncio.gather(self._warming, return_exceptions=True)
-            self._warming = None
+        for task in self._warming:
+            task.cancel()
+        await asyncio.gather(*self._warming, return_exceptions=True)
+        self._warming = []
         if self._verifier is not None and self._own_verifier:
             await self._verifier.close()
             self._verifier = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        if self._analysis is not None:
+            await self._analysis.close()
+            self._analysis = None
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None
 
-    # -- parsing --------------------------------------------------------------------------------
+    def analysis_pids(self) -> list[int]:
+        return self._analysis.worker_pids() if self._analysis is not None else []
 
-    def _make_executor(self) -> Executor:
-        """Threads by default; worker processes (spawned: never fork a running service) when
-        `[gateway] parse_processes` is set, so PDF text extraction does not hold our GIL."""
-        n = self.settings.gateway.parse_processes
-        if n:
-            return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
-        return ThreadPoolExecutor(self.threads, thread_name_prefix="edocgw-analyse")
+    # -- analysing ------------------------------------------------------------------------------
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        executor = self._executor
+    async def analyse(
+        self,
+        analyser: Analyser,
+        items: list[tuple[bytes | RawFile, Path]],
+        time_limit: float,
+    ) -> list[ContentAnalysis | AnalysisFailed]:
+        """`analyse_many` in one analysis process, stopped after *time_limit* seconds.
+
+        Raises gateway.processes.pool.JobTimeout (the process was killed) or WorkerDied for
+        the job as a whole; a failure of one message is an AnalysisFailed in its place."""
+        if self._threads is not None:
+            loop = asyncio.get_running_loop()
+            async with asyncio.timeout(time_limit):
+                return await loop.run_in_executor(self._threads, analyse_many, analyser, items)
+        assert self._analysis is not None, "Pools.open() first"
         try:
-            return await loop.run_in_executor(executor, fn, *args)
-        except BrokenProcessPool:
-            # A parse process died (on this message or another): start a fresh pool for the
-            # next attempt; this attempt counts against the message like any failure.
-            if executor is self._executor and executor is not None:
-                executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = self._make_executor()
-            raise
+            return await self._analysis.run((analyser, items), time_limit)
+        except JobFailed as e:  # the job itself did not unpickle or run: every message failed
+            return [AnalysisFailed(str(e)) for _ in items]
+
+    def _warm(self, pool: object, what: str) -> asyncio.Task[None]:
+        async def warm() -> None:
+            start = getattr(pool, "start", None)
+            if start is None:
+                return
+            try:
+                await start()
+            except Exception as e:  # jobs start the pool again (and report) if this failed
+                log.warning(f"could not start the {what} processes", extra={"error": repr(e)})
+
+        task = asyncio.create_task(warm(), name=f"pipeline-warm-{what}")
+        self._warming.append(task)
+        return task
 
     # -- verifying ------------------------------------------------------------------------------
 
     def _make_verifier(self) -> SignatureVerifier:
-        from signing import VerifyPool
+        from gateway.processes.verify import VerifyPool
 
         t = self.settings.trust
         size = self.settings.gateway.verify_processes or os.cpu_count() or 1
@@ -121,15 +162,6 @@ class Pools:
             VERIFY_TIMEOUT,
             weak_algorithms=t.weak_algorithms,
         )
-
-    async def _warm(self) -> None:
-        start = getattr(self._verifier, "start", None)
-        if start is None:
-            return
-        try:
-            await start()
-        except Exception as e:  # jobs start the pool again (and report) if this failed
-            log.warning("could not start the verifier processes", extra={"error": repr(e)})
 
     async def verify(
         self, analysis: ContentAnalysis

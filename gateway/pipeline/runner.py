@@ -76,6 +76,7 @@ class Pipeline(Runner[ClaimedMessage]):
         stop_grace: float = 10.0,
         warm_verifier: bool = True,
         batch_size: int = BATCH_SIZE,
+        analysis_threads: bool = False,  # see pipeline/pools.py: for tests that share state
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -94,7 +95,11 @@ class Pipeline(Runner[ClaimedMessage]):
         self.spool_root = Path(settings.gateway.data_dir) / "spool"
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:pipe:{uuid.uuid4().hex[:8]}"
         self.pools = Pools(
-            settings, threads=self.workers, verifier=verifier, warm_verifier=warm_verifier
+            settings,
+            threads=self.workers,
+            verifier=verifier,
+            warm_verifier=warm_verifier,
+            analysis_threads=analysis_threads,
         )
         self.preparer = BatchPreparer(
             settings, db, self.pools, analyser, AgencyCache(db, agency_ttl)

@@ -1,1 +1,3 @@
-"""The worker child process of `serve` and the supervisor that starts and restarts it."""
+"""Processes: the worker children of `serve` (child.py, supervisor.py), and the pool of
+killable worker processes (pool.py) that runs signature verification (verify.py) and message
+analysis (pipeline/pools.py) with a deadline per job."""

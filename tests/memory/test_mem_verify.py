@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 
 from bench.memory import big_pdf
-from signing.pool import VerifyPool
+from gateway.processes.verify import VerifyPool
 from tests.support.pki import make_pki
 
 MB = 1 << 20

@@ -14,7 +14,7 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.delivery.wire import send_data, wire_slices
+from gateway.delivery.wire import Outgoing, send_data, wire_slices
 from tests.support.postfix import free_port, wait_port
 
 PIECES = [b"a", b"b c", b".", b"..", b"\r", b"\n", b"\r\n", b"\x00", b"\xff", b"\r\n.\r\n"]
@@ -29,6 +29,14 @@ def aiosmtplib_wire(data: bytes) -> bytes:
 def test_slices_join_to_what_aiosmtplib_sends(pieces: list[bytes], size: int) -> None:
     data = b"".join(pieces)
     assert b"".join(wire_slices(data, size)) == aiosmtplib_wire(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(PIECES), max_size=20), max_size=4), st.integers(1, 12))
+def test_a_message_in_pieces_goes_out_as_the_joined_bytes(parts: list[list[bytes]], size: int):
+    """Each piece starts a line (trace headers, the signature, the stored message)."""
+    lines = [b"".join(p) + b"\r\n" for p in parts]
+    assert b"".join(wire_slices(Outgoing(*lines), size)) == aiosmtplib_wire(b"".join(lines))
 
 
 class Recorder:

@@ -25,6 +25,7 @@ def pipe_settings(settings: Settings, pki: Pki) -> Settings:
     s.gateway.processing_addresses = [PROCESSING]
     s.gateway.local_domains = ["gw.test.gov.vn"]
     s.gateway.verify_processes = 1
+    s.gateway.parse_processes = 1
     s.gateway.pipeline_workers = 2
     s.trust.anchors = [str(p) for p in pki.anchors]
     s.trust.crls = [str(p) for p in pki.crls]

@@ -143,3 +143,31 @@ def dying_analyser(raw: bytes, spool: Path) -> ContentAnalysis:
     if b"DIE-NOW" in raw:
         os._exit(3)
     return analyse_content(raw, spool)
+
+
+def huge_size(raw: bytes, spool: Path) -> ContentAnalysis:
+    """Top-level (picklable) analyser that gives documents of mail marked HUGE-SIZE a size
+    beyond what the database can store."""
+    a = analyse_content(raw, spool)
+    if b"HUGE-SIZE" in raw:
+        for d in a.docs:
+            d.size = 2**70
+    return a
+
+
+def stuck_analyser(raw: bytes, spool: Path) -> ContentAnalysis:
+    """Top-level (picklable) analyser whose analysis of mail marked SPIN-FOREVER never ends
+    (it keeps the CPU, as a parser stuck on hostile input does); it leaves a file named for
+    its process id in the spool root first, so a test can see that process go. Mail marked
+    WAIT-ONCE waits (idle) on its first attempt only, for a test to kill the process."""
+    if b"SPIN-FOREVER" in raw:
+        (spool.parent / f"spinning-{os.getpid()}").touch()
+        while True:
+            pass
+    if b"WAIT-ONCE" in raw:
+        mark = spool.parent / "waited-once"
+        if not mark.exists():
+            mark.touch()
+            (spool.parent / f"waiting-{os.getpid()}").touch()
+            time.sleep(3600)
+    return analyse_content(raw, spool)

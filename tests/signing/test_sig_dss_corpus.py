@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from signing import VerifyPool, aggregate
+from gateway.processes.verify import VerifyPool
+from signing import aggregate
 from signing.report import SignatureReport
 
 REPO = Path(__file__).resolve().parents[2]

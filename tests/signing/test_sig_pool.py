@@ -8,7 +8,8 @@ import signal
 
 import pytest
 
-from signing import TrustStoreError, VerifyPool
+from gateway.processes.verify import VerifyPool
+from signing import TrustStoreError
 from tests.support.pki import Pki, sign_cms
 
 
