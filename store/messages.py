@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import struct
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,9 +110,47 @@ async def insert_messages(
     duplicate_window: dt.timedelta | None = None,
 ) -> list[Stored]:
     """`insert_message` for a batch in ONE asyncpg statement (one round trip, one WAL flush);
-    the SMTP listener's group commit uses it. Returns the results in the order given."""
-    rows = await pool.fetch(_INSERT_POOL, *batch_params(messages, duplicate_window))
+    the SMTP listener's group commit uses it. Returns the results in the order given.
+
+    A big message is not sent as a statement parameter: asyncpg would encode it into a buffer
+    of its own, and the event loop's transport copy what the socket does not take at once, so
+    the process would hold it three times (bench/memory.py: 4.6x a 46 MB attachment). It is
+    streamed with COPY in slices into a temporary table first, in the same transaction."""
+    params = batch_params(messages, duplicate_window, staged=STREAM_RAW_BYTES)
+    if not any(len(m.raw) > STREAM_RAW_BYTES for m in messages):
+        rows = await pool.fetch(_INSERT_POOL, *params)
+    else:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(_STAGING_TABLE)
+            await conn.copy_to_table(
+                "intake_raw",
+                source=_copy_stream(messages),
+                columns=["ord", "raw"],
+                format="binary",
+            )
+            rows = await conn.fetch(_INSERT_STAGED, *params)
     return [Stored(int(r["id"]), r["duplicate_of"]) for r in rows]
+
+
+STREAM_RAW_BYTES = 1024 * 1024  # bigger raw messages are streamed (COPY), not a parameter
+_SLICE = 1024 * 1024
+# Per connection, emptied at every commit.
+_STAGING_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS intake_raw (ord bigint, raw bytea) ON COMMIT DELETE ROWS"
+)
+
+
+async def _copy_stream(messages: list[NewMessage]) -> AsyncIterator[bytes]:
+    """The big messages of a batch as a binary COPY stream (ord, raw), a slice at a time."""
+    yield b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+    for ord_, m in enumerate(messages, 1):
+        if len(m.raw) <= STREAM_RAW_BYTES:
+            continue
+        yield struct.pack("!hiqi", 2, 8, ord_, len(m.raw))
+        view = memoryview(m.raw)
+        for i in range(0, len(view), _SLICE):
+            yield bytes(view[i : i + _SLICE])
+    yield struct.pack("!h", -1)
 
 
 # The statement's inputs, one array each (one element per message), and their SQL types.
@@ -148,7 +188,7 @@ WITH input AS (
     SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, u.*
     FROM unnest(
         {source}, {peer}, {auth_user}, {mail_from}, {rcpt_to}, {header_message_id},
-        {header_from}, {subject}, {size}, {sha256}, {raw}, {detail}, {msgid_key},
+        {header_from}, {subject}, {size}, {sha256}, {raw_input}, {detail}, {msgid_key},
         {auth_results}
     ) WITH ORDINALITY AS u(
         source, peer, auth_user, mail_from, rcpt_to, header_message_id, header_from,
@@ -182,7 +222,7 @@ WITH input AS (
     )
     SELECT input.id, source, peer, auth_user, mail_from,
            ARRAY(SELECT jsonb_array_elements_text(rcpt_to)), header_message_id, header_from,
-           subject, size, sha256, raw,
+           subject, size, sha256, {raw},
            CASE WHEN dup.id IS NULL THEN 'received' ELSE 'duplicate' END, dup.duplicate_of,
            auth_results
     FROM input LEFT JOIN dup ON dup.id = input.id
@@ -203,21 +243,31 @@ _EVENTS_SOURCE = """SELECT e.kind, e.id, CAST(NULL AS bigint), e.detail FROM (
     ) AS e ORDER BY e.ord, e.step"""
 
 
-def _render(placeholder: Any) -> str:
+def _render(placeholder: Any, raw: str = "raw") -> str:
     args = {name: placeholder(n, name, typ) for n, (name, typ) in enumerate(_COLUMNS, 1)}
+    args["raw"], args["raw_input"] = raw, args["raw"]
     return _INSERT_TEMPLATE.format(
         **args, events=events.insert_sql(_EVENTS_SOURCE), channel=CHANNEL_RECEIVED
     )
 
 
-# The same statement for asyncpg ($n) and for a SQLAlchemy session (:name).
+# The same statement for asyncpg ($n) and for a SQLAlchemy session (:name); and for asyncpg
+# with the big messages' bytes staged in `intake_raw` (their parameter is NULL).
 _INSERT_POOL = _render(lambda n, name, typ: f"CAST(${n} AS {typ})")
+_INSERT_STAGED = _render(
+    lambda n, name, typ: f"CAST(${n} AS {typ})",
+    raw="coalesce(raw, (SELECT s.raw FROM intake_raw AS s WHERE s.ord = input.ord))",
+)
 _INSERT_SESSION = text(_render(lambda n, name, typ: f"CAST(:{name} AS {typ})"))
 
 
 def batch_params(
-    messages: list[NewMessage], duplicate_window: dt.timedelta | None = None
+    messages: list[NewMessage],
+    duplicate_window: dt.timedelta | None = None,
+    staged: int | None = None,
 ) -> list[object]:
+    """The statement's parameters; with *staged*, the raw bytes of messages bigger than that
+    are left out (NULL): they travel by COPY."""
     window = DEFAULT_DUPLICATE_WINDOW if duplicate_window is None else duplicate_window
     cols: list[list[object]] = [[] for _ in range(len(_COLUMNS) - 1)]
     for m in messages:
@@ -234,7 +284,7 @@ def batch_params(
             m.subject,
             len(m.raw),
             sha,
-            m.raw,
+            None if staged is not None and len(m.raw) > staged else m.raw,
             events.detail_json(detail),
             duplicate_key(m),
             None if m.auth_results is None else events.detail_json(m.auth_results),

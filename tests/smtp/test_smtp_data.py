@@ -167,6 +167,34 @@ async def test_big_message_in_many_chunks(gw: SmtpListener, db: Database) -> Non
     assert await stored_raw(db) == [data]
 
 
+async def test_big_and_small_messages_committed_together_keep_their_bytes(db: Database) -> None:
+    """Messages over 1 MB travel to PostgreSQL by COPY, not as a parameter (memory): in one
+    group commit with small ones, each row gets its own bytes, and a big message sent again
+    is still found a duplicate."""
+    import os
+
+    def msg(n: int, size: int) -> NewMessage:
+        body = os.urandom(size // 2).hex().encode()
+        return NewMessage(
+            source="smtp", peer="127.0.0.1", mail_from=f"s{n}@a.test",
+            rcpt_to=["vanban@localhost"], raw=f"Subject: {n}\r\n\r\n".encode() + body,
+        )  # fmt: skip
+
+    msgs = [msg(0, 100), msg(1, 3_000_000), msg(2, 2_000), msg(3, 1_500_000), msg(4, 10)]
+    committer = Committer(db, max_batch_bytes=64 * 1024 * 1024)
+    await committer.start()
+    try:
+        ids = await asyncio.gather(*(committer.commit(m) for m in msgs))
+        again = await committer.commit(msgs[1])
+    finally:
+        await committer.close()
+    rows = {m.id: m for m in await stored(db)}
+    for i, m in zip(ids, msgs, strict=True):
+        assert rows[i].raw == m.raw and rows[i].size == len(m.raw) and rows[i].state == "received"
+    assert rows[again].raw == msgs[1].raw
+    assert rows[again].state == "duplicate" and rows[again].duplicate_of == ids[1]
+
+
 async def test_batch_insert_matches_store_insert_message(db: Database) -> None:
     """The committer's one-statement batch writes what `insert_message` writes (duplicate
     detection off: the same messages are stored twice on purpose)."""
