@@ -39,7 +39,8 @@ def _clean(text: str) -> str:
 def _table_rows(table: list[list[list[str]]], rows: Rows) -> None:
     """Rows of a table whose cells hold paragraphs: the i-th paragraphs of all cells share a row."""
     for cells in table:
-        cells = [[p for p in (_clean(x) for x in c) if p] for c in cells]
+        # a cell's paragraphs, and the lines a manual break (DOC's \x0b) makes in them
+        cells = [[p for x in c for p in (_clean(y) for y in x.split("\x0b")) if p] for c in cells]
         if not cells or not any(cells):
             continue
         width = 1.0 / len(cells)
@@ -133,7 +134,8 @@ def doc_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
     for _ in range(3):  # nested fields: instruction dropped, shown result kept
         text = _FIELD.sub("", text)
     text = text.replace("\x15", "").replace("\x1e", "-").replace("\x1f", "\xad")
-    text = re.sub(r"[\x01\x08\x0c\x0b]", lambda m: " " if m.group() == "\x0b" else "\r", text)
+    # \x0b is a manual line break (Shift+Enter): kept, it ends a printed line as in DOCX
+    text = re.sub(r"[\x01\x08\x0c]", "\r", text)
     rows: Rows = []
     table: list[list[list[str]]] = []
     row: list[list[str]] = []
@@ -147,8 +149,10 @@ def doc_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
             _table_rows(table, rows)
             table = []
         for p in paragraphs:
-            t = _clean(p)
-            rows.append([Cell(t, 0.0, 1.0)] if t else [])
+            lines = [t for t in (_clean(x) for x in p.split("\x0b")) if t]
+            rows.extend([Cell(t, 0.0, 1.0, k > 0)] for k, t in enumerate(lines))
+            if not lines:
+                rows.append([])
 
     for ch in text:
         if ch == "\r":
