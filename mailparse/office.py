@@ -243,15 +243,17 @@ def _odf_text(el: etree._Element) -> str:
             tag = etree.QName(child).localname if isinstance(child.tag, str) else ""
             if tag == "s":
                 parts.append(" ")
-            elif tag in ("tab", "line-break"):
+            elif tag == "tab":
                 parts.append(" ")
+            elif tag == "line-break":  # ends a printed line, as a DOCX w:br does
+                parts.append("\x0b")
             elif tag not in ("note", "annotation"):
                 walk(child)
             if child.tail:
                 parts.append(child.tail)
 
     walk(el)
-    return _clean("".join(parts))
+    return "\x0b".join(t for t in (_clean(x) for x in "".join(parts).split("\x0b")) if t)
 
 
 def odt_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
@@ -275,8 +277,10 @@ def odt_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
     def block(el: etree._Element) -> None:
         tag = etree.QName(el).localname
         if tag in ("p", "h"):
-            t = _odf_text(el)
-            rows.append([Cell(t, 0.0, 1.0)] if t else [])
+            lines = [t for t in _odf_text(el).split("\x0b") if t]
+            rows.extend([Cell(t, 0.0, 1.0, k > 0)] for k, t in enumerate(lines))
+            if not lines:
+                rows.append([])
         elif tag == "table":
             table = []
             for tr in el.iter(f"{{{_TABLE_NS}}}table-row"):
