@@ -47,6 +47,7 @@ AGENCY = "000.00.00.H99"
 RCPT = "vanban@dich.gov.vn"
 SENDER = "vanthu@tayninh.gov.vn"
 DEADLINE = 180.0
+IDLE_COUNT = 20
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Load:
     name: str
     count: int
     sessions: int
+    target: float = 1.0  # issue 17: the e2e rate as a fraction of Postfix's
 
 
 @dataclass
@@ -152,6 +154,24 @@ async def drive(port: int, msgs: list[tuple[str, bytes]], sessions: int) -> dict
     return accepted
 
 
+def idle_latency(port: int, sink: Sink, name: str, count: int) -> list[float]:
+    """One message at a time on an idle server: ms from its 250 to its arrival at the sink."""
+    out = []
+    for i in range(count):
+        key, raw = make_message(f"idle-{name}", i, None, 1024)
+        accepted = asyncio.run(drive(port, [(key, raw)], 1))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with sink.lock:
+                got = sink.arrived.get(key)
+            if got is not None:
+                out.append((got - accepted[key]) * 1000)
+                break
+            time.sleep(0.002)
+        time.sleep(0.2)  # idle again: nothing in flight
+    return sorted(out)
+
+
 def run_load(port: int, sink: Sink, load: Load, msgs: list[tuple[str, bytes]]) -> dict:
     keys = {k for k, _ in msgs}
     t0 = time.monotonic()
@@ -190,9 +210,13 @@ class Gateway:
         crls: list[str],
         receipts: bool = False,
         roles: tuple[str, ...] = ("intake", "pipeline", "delivery"),
+        overrides: list[str] | None = None,
+        log: str | None = None,
     ):
         self.tmp, self.url, self.sink_port, self.receipts = tmp, url, sink_port, receipts
         self.roles = roles
+        self.overrides = overrides or []
+        self.log = log
         tmp.mkdir(parents=True, exist_ok=True)
         self.anchors, self.crls = anchors, crls
         self.port = 0
@@ -201,9 +225,10 @@ class Gateway:
 
     def start(self) -> None:
         asyncio.run(setup_agency(self.url, self.sink_port))
+        import tomllib
+
         cfg = self.tmp / "edocgw.toml"
-        cfg.write_text(
-            f"""
+        text = f"""
 [gateway]
 hostname = "bench.localdomain"
 data_dir = "{self.tmp / "var"}"
@@ -232,9 +257,13 @@ enabled = false
 [logging]
 level = "INFO"
 format = "json"
-""",
-            encoding="utf-8",
-        )
+"""
+        doc = tomllib.loads(text)
+        for o in self.overrides:
+            name, _, value = o.partition("=")
+            section, _, key = name.partition(".")
+            doc.setdefault(section, {})[key] = tomllib.loads(f"v = {value}")["v"]
+        cfg.write_text(_toml(doc), encoding="utf-8")
         self.proc = subprocess.Popen(
             [str(ROOT / ".venv" / "bin" / "edocgw"), "serve", "--config", str(cfg)],
             stdout=subprocess.DEVNULL,
@@ -245,8 +274,12 @@ format = "json"
 
         def read() -> None:
             assert self.proc is not None and self.proc.stderr is not None
+            log = open(self.log, "a", encoding="utf-8") if self.log else None  # noqa: SIM115
             for raw in self.proc.stderr:
                 line = raw.decode("utf-8", "replace").rstrip()
+                if log is not None:
+                    log.write(line + "\n")
+                    log.flush()
                 self.lines.append(line)
                 del self.lines[:-50]
                 try:
@@ -266,6 +299,11 @@ format = "json"
         if self.port:
             wait_port(self.port)
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
     def peak_rss_mb(self) -> float:
         assert self.proc is not None
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -280,6 +318,15 @@ format = "json"
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def _toml(doc: dict) -> str:
+    """The small TOML writer the bench's config needs (tables of scalars and lists)."""
+    out = []
+    for section, table in doc.items():
+        out.append(f"[{section}]")
+        out += [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+    return "\n".join(out) + "\n"
 
 
 class Postfix:
@@ -305,6 +352,109 @@ class Postfix:
 
     def stop(self) -> None:
         self.instance.stop()
+
+
+class CpuMeter:
+    """CPU seconds the gateway's processes used, by kind: intake (the serve process), workers
+    (its pipeline + delivery children), pools (their verify and parse processes), postgres.
+    Per message, these are steadier than rates on a machine other work shares."""
+
+    def __init__(self, gw_pid: int, pgdata: Path) -> None:
+        self.gw_pid, self.pgdata = gw_pid, pgdata
+
+    def snapshot(self) -> dict[str, float]:
+        import psutil
+
+        out = {"intake": 0.0, "workers": 0.0, "pools": 0.0, "postgres": 0.0}
+        procs: list[tuple[str, psutil.Process]] = []
+        with contextlib.suppress(psutil.Error):
+            gw = psutil.Process(self.gw_pid)
+            procs.append(("intake", gw))
+            for c in gw.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    kind = (
+                        "workers" if "gateway.processes.child" in " ".join(c.cmdline()) else "pools"
+                    )
+                    procs.append((kind, c))
+        with contextlib.suppress(OSError, ValueError, psutil.Error):
+            pm = psutil.Process(int((self.pgdata / "postmaster.pid").read_text().split()[0]))
+            procs += [("postgres", p) for p in [pm, *pm.children(recursive=True)]]
+        for kind, p in procs:
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                out[kind] += t.user + t.system
+        return out
+
+
+class Profiler:
+    """py-spy sampling the gateway and every child (workers, parse and verify processes) while
+    the loads run. Writes collapsed stacks (speedscope and flamegraph.pl read them) and prints
+    each process's busiest functions: self = samples on top of the stack, total = anywhere
+    on it (idle threads are not sampled, so these are shares of the CPU it used)."""
+
+    def __init__(self, pid: int, out: str) -> None:
+        self.out = Path(out)
+        spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+        self.proc = subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--subprocesses",
+                "--rate",
+                "100",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "-o",
+                str(self.out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(1)  # py-spy attaches to the processes
+
+    def stop(self, top: int = 12) -> None:
+        import collections
+        import signal
+
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        if not self.out.exists():
+            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+            print(f"py-spy wrote nothing: {err[-500:]}")
+            return
+        own: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        total: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        samples: collections.Counter[str] = collections.Counter()
+        for line in self.out.read_text(errors="replace").splitlines():
+            stack, _, n = line.rpartition(" ")
+            if not n.isdigit():
+                continue
+            frames = stack.split(";")
+            procs = [f for f in frames if f.startswith("process ")]
+            frames = [
+                f for f in frames if not f.startswith("process ") and not f.startswith("thread ")
+            ]
+            who = procs[-1] if procs else "?"
+            pid, _, cmd = who.removeprefix("process ").partition(":")
+            cmd = cmd.strip('"').replace(str(ROOT / ".venv" / "bin") + "/", "")
+            who = f"{pid} {cmd[:90]}"
+            samples[who] += int(n)
+            if frames:
+                own[who][frames[-1]] += int(n)
+                for f in set(frames):
+                    total[who][f] += int(n)
+        print(f"py-spy profile ({self.out}), per process, % of that process's samples:")
+        for who, n in samples.most_common():
+            print(f"  {who}: {n} samples")
+            for label, counts in (("self", own[who]), ("total", total[who])):
+                for f, c in counts.most_common(top):
+                    print(f"    {label:<5} {100 * c / n:5.1f}%  {f[:150]}")
 
 
 async def stage_breakdown(url: str) -> str:
@@ -347,16 +497,38 @@ def main() -> int:
         action="store_true",
         help="two gateway processes ([gateway] roles): intake, and pipeline + delivery",
     )
+    ap.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="sample the gateway and its child processes with py-spy during the loads: "
+        "FILE (speedscope) and the top functions per process on stdout",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=TOML",
+        help="override a gateway setting, e.g. --set gateway.worker_processes=2 (repeatable)",
+    )
+    ap.add_argument("--log", metavar="FILE", help="append the gateway's log lines to FILE")
+    ap.add_argument(
+        "--only",
+        metavar="NAME",
+        action="append",
+        help="run only the loads whose name starts with NAME (plain, 200, signed); repeatable",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/e2e.py must run as root (Postfix)", file=sys.stderr)
         return 2
     k = 0.3 if args.quick else 1.0
     loads = [
-        Load("plain 1 KB", int(1000 * k), 10),
-        Load("200 KB", int(300 * k), 10),
-        Load("signed PDF", int(300 * k), 10),
+        Load("plain 1 KB", int(1000 * k), 10, 1.0),
+        Load("200 KB", int(300 * k), 10, 1.0),
+        Load("signed PDF", int(300 * k), 10, 0.5),
     ]
+    if args.only:
+        loads = [x for x in loads if any(x.name.startswith(o) for o in args.only)]
     from store.embedded import EmbeddedPostgres
     from tests.support.pki import make_pdf, make_pki, sign_pdf
 
@@ -379,6 +551,8 @@ def main() -> int:
             [str(p) for p in pki.crls],
             receipts=args.receipts,
             roles=("intake",) if args.split else ("intake", "pipeline", "delivery"),
+            overrides=args.set,
+            log=args.log,
         )
         if args.split:
             workers = Gateway(
@@ -389,6 +563,8 @@ def main() -> int:
                 [str(p) for p in pki.crls],
                 receipts=args.receipts,
                 roles=("pipeline", "delivery"),
+                overrides=args.set,
+                log=args.log,
             )
             workers.start()
         gw.start()
@@ -402,6 +578,8 @@ def main() -> int:
         warm = [make_message("warm", i, None, 1024) for i in range(30)]
         run_load(gw.port, gw_sink, Load("warm", 30, 5), warm)
         run_load(pf.port, pf_sink, Load("warm", 30, 5), warm)
+        profiler = Profiler(gw.pid, args.profile) if args.profile else None
+        cpu = CpuMeter((workers or gw).pid if args.split else gw.pid, pg.pgdata)
         header = f"{'load':<12} {'server':<8} {'accept/s':>9} {'e2e/s':>8} {'p50 ms':>8} {'p99 ms':>8}  delivered"
         print(header)
         ok = True
@@ -412,15 +590,42 @@ def main() -> int:
             rows = {}
             for name, port, sink in (("edocgw", gw.port, gw_sink), ("postfix", pf.port, pf_sink)):
                 msgs = [make_message(f"{tag}-{name}", i, att, size) for i in range(load.count)]
+                before = cpu.snapshot() if name == "edocgw" else {}
                 r = rows[name] = run_load(port, sink, load, msgs)
+                if name == "edocgw":
+                    after = cpu.snapshot()
+                    used = {k: (after[k] - before[k]) * 1000 / load.count for k in after}
                 ok &= r["delivered"] == r["sent"]
                 print(
                     f"{load.name:<12} {name:<8} {r['accept_rate']:9.0f} {r['e2e_rate']:8.0f} "
                     f"{r['p50']:8.0f} {r['p99']:8.0f}  {r['delivered']}/{r['sent']}",
                     flush=True,
                 )
+            print(
+                f"{'':<12} edocgw CPU ms/message: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in used.items())
+                + f"; total {sum(used.values()):.1f}",
+                flush=True,
+            )
             ratio = rows["edocgw"]["e2e_rate"] / max(rows["postfix"]["e2e_rate"], 1e-9)
-            print(f"{'':<12} e2e ratio edocgw/postfix {ratio:.2f}", flush=True)
+            p50x = rows["edocgw"]["p50"] / max(rows["postfix"]["p50"], 1e-9)
+            print(
+                f"{'':<12} e2e ratio edocgw/postfix {ratio:.2f} (target >= {load.target:.1f}); "
+                f"p50 edocgw/postfix {p50x:.1f}x (target <= 2x)",
+                flush=True,
+            )
+        if profiler is not None:
+            profiler.stop()
+        for name, port, sink in (("edocgw", gw.port, gw_sink), ("postfix", pf.port, pf_sink)):
+            lat = idle_latency(port, sink, name, IDLE_COUNT)
+            p50 = statistics.median(lat) if lat else float("nan")
+            print(
+                f"idle {name:<8} 250 -> delivered p50 {p50:.0f} ms, max "
+                f"{max(lat, default=float('nan')):.0f} ms ({len(lat)}/{IDLE_COUNT} one at a time)"
+                + (" (target <= 300 ms)" if name == "edocgw" else ""),
+                flush=True,
+            )
+            ok &= len(lat) == IDLE_COUNT
         print(asyncio.run(stage_breakdown(url)))
         rss = f"{gw.peak_rss_mb():.0f} MB" + (
             f" + workers {workers.peak_rss_mb():.0f} MB" if workers else ""

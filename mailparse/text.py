@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import zipfile
 from dataclasses import dataclass
 
@@ -17,6 +18,9 @@ from .limits import DEFAULT_LIMITS, Limits
 from .textenc import decode_bytes, nfc
 
 _GAP = re.compile(r" {4,}")
+# PDFium is not thread-safe: two threads reading PDFs at once crashed the process (SIGSEGV)
+# when analysis ran in the gateway's thread pool. One document at a time per process.
+_PDFIUM = threading.Lock()
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 
@@ -153,16 +157,24 @@ def pdf_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
     counting (pypdf glued the place-date line to a subject sharing its row), it is several
     times faster (native code), and it opens damaged files the others refuse. pypdf stays as
     the fallback for the few files PDFium cannot open."""
-    try:
-        import pypdfium2 as pdfium
+    with _PDFIUM:
+        try:
+            import pypdfium2 as pdfium
 
-        doc = pdfium.PdfDocument(data)
-    except Exception:
-        return pdf_rows_pypdf(data, limits)
+            doc = pdfium.PdfDocument(data)
+        except Exception:
+            doc = None
+        if doc is not None:
+            return _pdfium_rows(doc, limits)
+    return pdf_rows_pypdf(data, limits)
+
+
+def _pdfium_rows(doc: object, limits: Limits) -> Rows:
+    """The rows of an open PDFium document, which this closes (with `_PDFIUM` held)."""
     try:
         rows: Rows = []
-        for index in fact_pages(len(doc), limits.max_pdf_pages):
-            page = doc[index]
+        for index in fact_pages(len(doc), limits.max_pdf_pages):  # type: ignore[arg-type]
+            page = doc[index]  # type: ignore[index]
             try:
                 rows.extend(_pdfium_page_rows(page))
             finally:
@@ -174,7 +186,7 @@ def pdf_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
     except Exception as exc:
         raise ExtractError(f"pdf_text_unreadable:{type(exc).__name__}") from None
     finally:
-        doc.close()
+        doc.close()  # type: ignore[attr-defined]
 
 
 def pdf_rows_pypdf(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:

@@ -111,9 +111,11 @@ class DeliveryService(Runner[ClaimedDelivery]):
             await repo.renew_claims(s, [d.id for d in held], self.worker, self.lease)
 
     def _done(self, task: asyncio.Task[None]) -> None:
+        """A slot is free. No look for due rows here: a full claim already claims again at
+        once, and new rows announce themselves by NOTIFY; waking the dispatcher after every
+        delivered message cost two queries each (an empty claim and the next-due look-up)."""
         self._sending.discard(task)
         self._slot_freed.set()
-        self.poke()  # a deferral may fall due before the next poll
 
     async def idle_timeout(self) -> float:
         poll = self.poll_interval
@@ -141,6 +143,7 @@ class DeliveryService(Runner[ClaimedDelivery]):
 
     async def _deliver(self, d: ClaimedDelivery) -> None:
         self.connections.want(d.destination)
+        state: str | None = None
         try:
             async with self._limit(d.destination):
                 if self.stopping:
@@ -174,6 +177,8 @@ class DeliveryService(Runner[ClaimedDelivery]):
             )
         finally:
             self.connections.unwant(d.destination)
+            if state != "delivered":
+                self.poke()  # a deferral may fall due before the dispatcher's next look
 
     async def _attempt(self, d: ClaimedDelivery) -> Result:
         s = self.settings

@@ -83,6 +83,19 @@ def test_pdfium_is_as_accurate_as_pypdf_layout_on_the_corpus() -> None:
     assert scores["pdfium"] >= scores["pypdf"]
 
 
+def test_pdfs_read_in_several_threads_at_once() -> None:
+    """The gateway analyses messages in a thread pool: PDFium is not thread-safe (two threads
+    in it crashed the worker process), so threads reading PDFs together must each get what
+    one thread alone reads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    docs = [pdf_bytes(doc.key) for doc in CORPUS[:4]]
+    alone = [pdf_rows(d) for d in docs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(pdf_rows, docs * 250))
+    assert together == alone * 250
+
+
 def test_decoys_in_body_do_not_mark_a_document() -> None:
     # The bodies say "khẩn trương" and "bảo mật thông tin"; only the printed marks count.
     plain = [d for d in CORPUS if d.urgency is None and d.secrecy is None]

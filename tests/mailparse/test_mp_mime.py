@@ -185,3 +185,44 @@ def test_opaque_pkcs7_mime_keeps_blob_and_reads_the_content() -> None:
     assert msg.smime is not None and msg.smime.kind == "pkcs7-mime"
     assert msg.smime.signature == der and msg.smime.signed_bytes is None
     assert [(a.filename, a.detected_type) for a in msg.attachments] == [("a.pdf", "pdf")]
+
+
+def test_a_header_read_again_gives_what_the_first_read_gave() -> None:
+    """Parsed header values are shared between parts and messages (mailparse.mime caches
+    them): a second parse of each shape, and a message sharing its headers with another, must
+    come out exactly as the first, defects included."""
+    from mailparse.mime import _parsed_header
+
+    shapes = [
+        make_mail(
+            "Hỏa tốc: Công văn 05/BNV-VP",
+            [(LONG_NAME, pdf_bytes("cv-bnv"), "application/pdf")],
+            style="outlook",
+            body_charset="windows-1258",
+            body="Kính gửi: Ủy ban.",
+        ),
+        make_mail("Quyết định 45/QĐ-UBND", [(LONG_NAME, b"%PDF-1.7\n", "application/pdf")]),
+        make_mail(
+            "Outlook",
+            [
+                (
+                    "winmail.dat",
+                    make_winmail([("a.pdf", pdf_bytes("qd-ubnd"))]),
+                    "application/ms-tnef",
+                )
+            ],
+            style="outlook",
+        ),
+        make_forward(
+            make_mail("Công văn gốc", [("cv.pdf", pdf_bytes("cv-bnv"), "application/pdf")])
+        ),
+        b'From: a@b.vn\r\nSubject: =?utf-8?q?C=C3=B4ng_v=C4=83n?=\r\nContent-Type: text/plain; charset="utf-8\r\n\r\nx\r\n',
+        b"From: <>\r\nTo: ,,;\r\nSubject: \xc4\x90i\xe1\xbb\x81u 5\r\nContent-Type: multipart/mixed\r\n\r\nno boundary\r\n",
+    ]
+    _parsed_header.cache_clear()
+    first = [parse(raw) for raw in shapes]
+    assert _parsed_header.cache_info().hits > 0  # the walk reads the same headers again
+    again = [parse(raw) for raw in shapes]
+    assert again == first
+    assert [m.defects for m in again] == [m.defects for m in first]
+    assert any(m.defects for m in first)  # the shapes do carry defects
