@@ -5,8 +5,12 @@ A thread cannot be stopped: after its timeout it keeps the CPU until the work en
 itself. So CPU-heavy work on untrusted input runs here instead. Each worker takes one job at
 a time over its own pipe, and the pool knows which job each worker runs: a job past its
 timeout kills exactly that worker (SIGKILL), a worker that dies fails exactly its job, and
-in both cases that worker alone is replaced while the others go on. The pipe is watched with
-`loop.add_reader`, so waiting for an answer never blocks the event loop.
+in both cases that worker alone is replaced while the others go on. Each pipe is read and
+written by the pool's own I/O threads, so waiting for an answer never blocks the event loop;
+the pipe stays in blocking mode, so a job or an answer bigger than the pipe's buffer (a
+batch of messages, a small signed part's bytes) crosses whole. Watching it with
+`loop.add_reader` instead let uvloop switch it to non-blocking, and such a message then
+broke off half-read with EAGAIN and was taken for a dead worker.
 
 Workers start with the "spawn" method: forking an asyncio service with threads and open
 database connections is unsafe, and spawning costs only at start-up and after a failure.
@@ -23,6 +27,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -127,6 +132,8 @@ class ProcessPool:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._starting: asyncio.Task[None] | None = None
         self._closed = False
+        # one blocking send or receive per worker at a time, and one spare for a replacement
+        self._io = ThreadPoolExecutor(size + 1, thread_name_prefix=f"edocgw-{name}-io")
 
     # ------------------------------------------------------------------ public API
 
@@ -161,8 +168,7 @@ class ProcessPool:
             # died while idle (an idle worker never speaks; EOF polls readable): not this job's fault
             worker = await self._replace(worker, restock=False)
         try:
-            worker.conn.send(job)
-            kind, value = await asyncio.wait_for(self._recv(worker), time_limit)
+            kind, value = await asyncio.wait_for(self._exchange(worker, job), time_limit)
         except TimeoutError:
             log.warning(
                 "%s job took longer than %ss; worker %s killed", self.name, time_limit, worker.pid
@@ -198,6 +204,7 @@ class ProcessPool:
         for worker in list(self._workers):
             await asyncio.to_thread(worker.process.join, 2.0)
             self._kill(worker)
+        self._io.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ internals
 
@@ -243,24 +250,20 @@ class ProcessPool:
             raise RuntimeError(f"{self.name} worker failed to start: {value}")
         return worker
 
-    async def _recv(self, worker: _Worker) -> tuple[str, Any]:
-        """Wait for the worker's next message without blocking the loop: the pipe is
-        watched with add_reader; EOF means the worker died."""
+    async def _exchange(self, worker: _Worker, job: Any) -> tuple[str, Any]:
+        """Send *job* and wait for the answer, both in an I/O thread. A job that does not
+        pickle raises as it is (the caller replaces the worker, whose pipe may hold part)."""
         loop = asyncio.get_running_loop()
-        fd = worker.conn.fileno()
-        ready: asyncio.Future[None] = loop.create_future()
+        await loop.run_in_executor(self._io, worker.conn.send, job)
+        return await self._recv(worker)
 
-        def wake() -> None:
-            if not ready.done():
-                ready.set_result(None)
-
-        loop.add_reader(fd, wake)
+    async def _recv(self, worker: _Worker) -> tuple[str, Any]:
+        """The worker's next message, read whole in an I/O thread; EOF means the worker
+        died. A caller that stops waiting (timeout, cancel) kills the worker, which ends
+        the read with EOF."""
+        loop = asyncio.get_running_loop()
         try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
-        try:
-            return worker.conn.recv()
+            return await loop.run_in_executor(self._io, worker.conn.recv)
         except (EOFError, OSError) as exc:
             raise _Died(str(exc) or "pipe closed") from None
 
