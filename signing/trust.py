@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 from asn1crypto import crl as asn1_crl
@@ -22,6 +23,7 @@ from pyhanko_certvalidator.policy_decl import (
     REQUIRE_REVINFO,
     CertRevTrustPolicy,
 )
+from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from signing.errors import TrustStoreError
 
@@ -169,6 +171,12 @@ class TrustStore:
             return self
         return TrustStore.load(self._args[0], self._args[1], self.revocation, self.weak_algorithms)
 
+    @cached_property
+    def _trust_manager(self) -> SimpleTrustManager:
+        """The anchors indexed once per store, not once per signature (read-only after
+        it is built, so every context of this store shares it)."""
+        return SimpleTrustManager.build(trust_roots=list(self.roots))
+
     def context(
         self,
         moment: datetime,
@@ -186,7 +194,7 @@ class TrustStore:
             REQUIRE_REVINFO if check_revocation else NO_REVOCATION, retroactive_revinfo=True
         )
         return ValidationContext(
-            trust_roots=list(self.roots),
+            trust_manager=self._trust_manager,
             other_certs=[*self.intermediates, *extra_certs],
             crls=list(self.crls),
             moment=moment,

@@ -45,29 +45,32 @@ def verify_document(
 
 
 def verify_file(
-    path: str | Path,
+    path: str | Path | bytes,
     detected_type: str,
     filename: str | None,
     trust: TrustStore,
-    detached_path: str | Path | None = None,
+    detached_path: str | Path | bytes | None = None,
 ) -> list[SignatureReport]:
-    """:func:`verify_document` on files (how a pool worker gets its job)."""
+    """:func:`verify_document` on files (how a pool worker gets its job); a small part
+    comes as its bytes instead of a path."""
     fmt = _FORMAT_OF.get(detected_type, "cms")
     try:
-        data = Path(path).read_bytes()
-        detached = Path(detached_path).read_bytes() if detached_path else None
+        data = _read(path)
+        detached = _read(detached_path) if detached_path is not None else None
     except OSError as exc:
         return [r.malformed(fmt, "unreadable_file", f"cannot read {exc.filename}: {exc.strerror}")]
     return verify_document(data, detected_type, filename, trust, detached)
 
 
 def verify_smime_files(
-    signature_path: str | Path, signed_path: str | Path | None, trust: TrustStore
+    signature_path: str | Path | bytes,
+    signed_path: str | Path | bytes | None,
+    trust: TrustStore,
 ) -> list[SignatureReport]:
-    """:func:`verify_smime` on spooled files."""
+    """:func:`verify_smime` on spooled files (or the bytes of small ones)."""
     try:
-        signature = Path(signature_path).read_bytes()
-        signed = Path(signed_path).read_bytes() if signed_path else None
+        signature = _read(signature_path)
+        signed = _read(signed_path) if signed_path is not None else None
     except OSError as exc:
         return [
             r.malformed("smime", "unreadable_file", f"cannot read {exc.filename}: {exc.strerror}")
@@ -76,3 +79,8 @@ def verify_smime_files(
         return verify_smime(signature, signed, trust)
     except Exception as exc:
         return [r.malformed("smime", "malformed", f"{type(exc).__name__}: {exc}")]
+
+
+def _read(source: str | Path | bytes) -> bytes:
+    """A spooled file's bytes, or the bytes themselves."""
+    return source if isinstance(source, bytes) else Path(source).read_bytes()

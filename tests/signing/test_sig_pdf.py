@@ -208,6 +208,21 @@ def test_document_timestamp_is_a_timestamp_not_a_failed_signature(
     assert ts.signer_cn == "TSA Kiểm thử edocgw"
 
 
+def test_signature_timestamp_from_a_trusted_tsa_gives_the_signing_time(
+    pki: Pki, trust: TrustStore, unsigned_pdf: bytes
+):
+    """PAdES-T: the TSA's time beats the signer's own clock; from an unknown TSA it is
+    ignored and the self-reported time stands."""
+    stamped = sign_pdf(unsigned_pdf, pki.signer("person"), tsa=pki.signer("tsa"))
+    sig = only(verify_document(stamped, "pdf", None, trust))
+    assert (sig.verdict, sig.signing_time_source) == ("valid", "timestamp")
+    plain = only(verify_document(sign_pdf(unsigned_pdf, pki.signer("person")), "pdf", None, trust))
+    assert plain.signing_time_source == "self-reported"
+    stranger = only(verify_document(stamped, "pdf", None, TrustStore.empty()))
+    assert stranger.signing_time_source == "self-reported"
+    assert "untrusted TSA" in stranger.detail
+
+
 def test_document_timestamp_from_unknown_tsa_is_untrusted(pki: Pki, person_pdf: bytes):
     stamped = timestamp_pdf(person_pdf, pki.signer("tsa"))
     reps = verify_document(stamped, "pdf", None, TrustStore.empty())

@@ -448,9 +448,15 @@ def _pyhanko_signer(signer: Signer):
 
 
 def sign_pdf(
-    pdf: bytes, signer: Signer, *, field_name: str | None = None, md_algorithm: str = "sha256"
+    pdf: bytes,
+    signer: Signer,
+    *,
+    field_name: str | None = None,
+    md_algorithm: str = "sha256",
+    tsa: Signer | None = None,
 ) -> bytes:
-    """Sign *pdf* with pyHanko (an approval signature, incremental update, PAdES subfilter)."""
+    """Sign *pdf* with pyHanko (an approval signature, incremental update, PAdES subfilter);
+    with *tsa*, the signature carries a signature timestamp token (PAdES-T) issued offline."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
     from pyhanko.sign.fields import SigSeedSubFilter
@@ -464,7 +470,15 @@ def sign_pdf(
         reason="Ký số văn bản",
         location="Tây Ninh",
     )
-    coro = signers.async_sign_pdf(w, meta, signer=_pyhanko_signer(signer))
+    stamper = None
+    if tsa is not None:
+        from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+        ts = _pyhanko_signer(tsa)
+        stamper = DummyTimeStamper(
+            tsa_cert=ts.signing_cert, tsa_key=ts.signing_key, certs_to_embed=ts.cert_registry
+        )
+    coro = signers.async_sign_pdf(w, meta, signer=_pyhanko_signer(signer), timestamper=stamper)
     return _run(coro).getvalue()
 
 
