@@ -30,6 +30,10 @@ from mailparse.plan import EdxmlRef, MessagePlan, plan
 
 log = logging.getLogger("edocgw.pipeline")
 
+# A part the verifier reads: the path of its spool file, or (up to INLINE_BLOB) its bytes.
+Blob = str | bytes
+INLINE_BLOB = 256 * 1024
+
 
 @dataclass
 class DocPlan:
@@ -45,8 +49,10 @@ class DocPlan:
     facts: DocumentFacts
     defects: list[str] = field(default_factory=list)
     malformed: bool = False
-    verify_path: str | None = None  # spooled bytes, when the type can carry a signature
-    detached_path: str | None = None  # for a detached signature: the content it signs
+    # What the verifier reads, when the type can carry a signature: a spool file's path, or
+    # a small part's own bytes (see `Blob`); for a detached signature, the content it signs.
+    verify_path: Blob | None = None
+    detached_path: Blob | None = None
     covers: list[int] = field(default_factory=list)  # documents this one's signatures sign
 
 
@@ -54,8 +60,8 @@ class DocPlan:
 class SmimePlan:
     kind: str
     part_path: str
-    signature_path: str
-    signed_path: str | None
+    signature_path: Blob
+    signed_path: Blob | None
 
 
 @dataclass
@@ -137,21 +143,27 @@ def analysis_worker() -> Callable[[AnalysisJob], list[ContentAnalysis | Analysis
 
 
 def spooled(analysis: ContentAnalysis) -> bool:
-    """Whether *analysis* left files in its spool directory (most mail has nothing to verify)."""
-    return analysis.smime is not None or any(
-        d.verify_path or d.detached_path for d in analysis.docs
-    )
+    """Whether *analysis* left files in its spool directory (most mail has nothing to verify,
+    and a small signed part travels as bytes)."""
+    blobs = [b for d in analysis.docs for b in (d.verify_path, d.detached_path)]
+    if analysis.smime is not None:
+        blobs += [analysis.smime.signature_path, analysis.smime.signed_path]
+    return any(isinstance(b, str) for b in blobs)
 
 
 class _Spool:
     """Files of one message under its own directory, named by position (never by the
-    sender's filename)."""
+    sender's filename). A part up to `INLINE_BLOB` bytes is not written: its bytes go to
+    the verifier through the pipes (a directory and a file made, read and removed cost
+    more than the copies, and megabytes still never cross a pipe)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.count = 0
 
-    def write(self, data: bytes) -> str:
+    def write(self, data: bytes) -> Blob:
+        if len(data) <= INLINE_BLOB:
+            return bytes(data)
         if self.count == 0:
             self.directory.mkdir(parents=True, exist_ok=True)
         self.count += 1

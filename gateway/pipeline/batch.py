@@ -231,7 +231,7 @@ class BatchPreparer:
 
     async def _verify_job(self, j: Job, deadline: float) -> None:
         assert j.analysis is not None
-        if j.analysis.smime is None and not any(d.verify_path for d in j.analysis.docs):
+        if j.analysis.smime is None and not any(d.verify_path is not None for d in j.analysis.docs):
             return  # nothing to verify: no round trip to the signing processes
         try:
             async with asyncio.timeout_at(deadline):

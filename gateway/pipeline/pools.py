@@ -47,14 +47,14 @@ class SignatureVerifier(Protocol):
 
     async def verify_path(
         self,
-        path: str,
+        path: str | bytes,
         detected_type: str,
         filename: str | None = None,
-        detached_path: str | None = None,
+        detached_path: str | bytes | None = None,
     ) -> list[SignatureReport]: ...
 
     async def verify_smime_paths(
-        self, signature_path: str, signed_path: str | None = None
+        self, signature_path: str | bytes, signed_path: str | bytes | None = None
     ) -> list[SignatureReport]: ...
 
     async def close(self) -> None: ...
@@ -169,7 +169,7 @@ class Pools:
         """Every signature of one analysed message: per document index, and S/MIME."""
         assert self._verifier is not None
         v = self._verifier
-        docs = [(d, d.verify_path) for d in analysis.docs if d.verify_path]
+        docs = [(d, d.verify_path) for d in analysis.docs if d.verify_path is not None]
         jobs = [
             v.verify_path(path, d.detected_type, d.filename, d.detached_path) for d, path in docs
         ]

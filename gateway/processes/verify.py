@@ -50,7 +50,7 @@ def verify_worker(
             trust = trust.reloaded()
         if kind == "document":
             path, detected_type, filename, detached_path = args
-            files: tuple[str | None, ...] = (path, detached_path)
+            files: tuple[str | bytes | None, ...] = (path, detached_path)
             result = verify_file(path, detected_type, filename, trust, detached_path)
         else:
             signature_path, signed_path = args
@@ -63,10 +63,12 @@ def verify_worker(
     return handle
 
 
-def _size(paths: Iterable[str | None]) -> int:
+def _size(paths: Iterable[str | bytes | None]) -> int:
     total = 0
     for p in paths:
-        if p:
+        if isinstance(p, bytes):
+            total += len(p)
+        elif p:
             with contextlib.suppress(OSError):
                 total += os.stat(p).st_size
     return total
@@ -114,12 +116,13 @@ class VerifyPool:
 
     async def verify_path(
         self,
-        path: str,
+        path: str | bytes,
         detected_type: str,
         filename: str | None = None,
-        detached_path: str | None = None,
+        detached_path: str | bytes | None = None,
     ) -> list[SignatureReport]:
-        """Verify a spooled attachment (see :func:`signing.verify.verify_document`)."""
+        """Verify a spooled attachment (see :func:`signing.verify.verify_document`): the
+        path of its file, or a small one's bytes."""
         if detected_type not in _FORMAT_OF:
             return []
         fmt = _FORMAT_OF[detected_type]
@@ -129,9 +132,10 @@ class VerifyPool:
         return await self._run(fmt, ("document", (path, detected_type, filename, detached_path)))
 
     async def verify_smime_paths(
-        self, signature_path: str, signed_path: str | None = None
+        self, signature_path: str | bytes, signed_path: str | bytes | None = None
     ) -> list[SignatureReport]:
-        """Verify S/MIME: the decoded signature and the raw signed part, both spooled."""
+        """Verify S/MIME: the decoded signature and the raw signed part, both spooled (paths)
+        or given (bytes)."""
         too_big = self._too_big("smime", signature_path, signed_path)
         if too_big:
             return too_big
@@ -150,12 +154,12 @@ class VerifyPool:
 
     # ------------------------------------------------------------------ internals
 
-    def _too_big(self, fmt: str, *paths: str | None) -> list[SignatureReport] | None:
+    def _too_big(self, fmt: str, *paths: str | bytes | None) -> list[SignatureReport] | None:
         for path in paths:
             if path is None:
                 continue
             try:
-                size = Path(path).stat().st_size
+                size = len(path) if isinstance(path, bytes) else Path(path).stat().st_size
             except OSError as exc:
                 return [r.malformed(fmt, "unreadable_file", f"cannot read {path}: {exc.strerror}")]
             if size > self.max_bytes:

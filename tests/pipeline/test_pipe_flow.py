@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -151,6 +152,54 @@ async def test_signed_pdf_verified_and_tampered_one_held(
     ]
     held = next(e for e in await events_of(db, bad_id) if e.kind == "held")
     assert held.detail["reasons"] == ["signature:invalid:15_UBND-VP.pdf"]
+
+
+def _big_pdf(text: str, side: int = 420) -> bytes:
+    """A typed PDF that also carries a noise picture (incompressible, smaller than a page
+    scan), so it is over 256 KiB."""
+    import io
+    import random
+
+    from fpdf import FPDF
+    from PIL import Image
+
+    rnd = random.Random(15)
+    img = Image.frombytes("RGB", (side, side), rnd.randbytes(side * side * 3))
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=12)
+    pdf.multi_cell(w=0, text=text)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    pdf.image(io.BytesIO(buf.getvalue()), x=10, y=120, w=100)
+    return bytes(pdf.output())
+
+
+async def test_small_and_big_signed_pdfs_both_verified_and_the_spool_left_empty(
+    pipe_settings: Settings, db: Database, agencies: None, pki: Pki
+) -> None:
+    """A small signed part reaches the verifier as bytes, one over 256 KiB as a spool file;
+    either way its signature is checked, and nothing is left in the spool."""
+    small = sign_pdf(make_pdf("Công văn số 16/UBND-VP"), pki.signer("person"))
+    body = "UY BAN NHAN DAN TINH. So: 17/UBND-VP. CONG VAN ve viec thu nghiem. " * 8
+    big = sign_pdf(_big_pdf(body), pki.signer("person"))
+    assert len(small) < 256 * 1024 < len(big)
+    one = make_mail("[000.00.00.G09] Công văn 16/UBND-VP", [("16_UBND-VP.pdf", small, PDF)])
+    two = make_mail(
+        "[000.00.00.G09] Công văn 17/UBND-VP",
+        [("17_UBND-VP.pdf", big, PDF), ("16_UBND-VP.pdf", small, PDF)],
+    )
+    async with running(pipe_settings, db):
+        ids = [await submit(db, one), await submit(db, two)]
+        msgs = await wait_for(db, ids, {"processed", "held", "failed"}, within=60)
+    for mid in ids:
+        held = [e.detail for e in await events_of(db, mid) if e.kind == "held"]
+        assert (msgs[mid].state, msgs[mid].verdict, held) == ("processed", "valid", [])
+    sigs = await _signatures(db, ids[1])
+    assert sorted(s.verdict for s in sigs) == ["valid", "valid"]
+    docs = {d.filename: d.verdict for d in await _documents(db, ids[1])}
+    assert docs == {"17_UBND-VP.pdf": "valid", "16_UBND-VP.pdf": "valid"}
+    assert list((Path(pipe_settings.gateway.data_dir) / "spool").iterdir()) == []
 
 
 async def test_detached_p7s_signs_its_pdf(
@@ -304,3 +353,19 @@ async def test_secrecy_mark_on_the_mail_itself_quarantines(
         q = next(e for e in await events_of(db, mid) if e.kind == "quarantined")
         assert q.detail["reasons"] == [f"secrecy:{mark}:thư (tiêu đề/nội dung)"]
     assert len(await deliveries_of(db, ids[2])) == 1  # "bảo mật" in a sentence is no mark
+
+
+def test_only_a_part_over_256_kib_is_spooled_to_a_file(pki: Pki, tmp_path: Path) -> None:
+    """What the verifier is handed: a small signed part's own bytes (no file made), a big
+    one's spool file (megabytes never cross a pipe)."""
+    from gateway.pipeline.analyse import analyse_content, spooled
+
+    small = sign_pdf(make_pdf("Công văn số 16/UBND-VP"), pki.signer("person"))
+    body = "UY BAN NHAN DAN TINH. So: 17/UBND-VP. CONG VAN ve viec thu nghiem. " * 8
+    big = sign_pdf(_big_pdf(body), pki.signer("person"))
+    a = analyse_content(make_mail("Công văn", [("16.pdf", small, PDF)]), tmp_path / "one")
+    assert a.docs[0].verify_path == small and not spooled(a)
+    assert not (tmp_path / "one").exists()
+    b = analyse_content(make_mail("Công văn", [("17.pdf", big, PDF)]), tmp_path / "two")
+    assert isinstance(b.docs[0].verify_path, str) and spooled(b)
+    assert Path(b.docs[0].verify_path).read_bytes() == big
