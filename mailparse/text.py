@@ -20,7 +20,7 @@ from .textenc import decode_bytes, nfc
 _GAP = re.compile(r" {4,}")
 # PDFium is not thread-safe: two threads reading PDFs at once crashed the process (SIGSEGV)
 # when analysis ran in the gateway's thread pool. One document at a time per process.
-_PDFIUM = threading.Lock()
+PDFIUM_LOCK = threading.Lock()
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 
@@ -157,7 +157,7 @@ def pdf_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
     counting (pypdf glued the place-date line to a subject sharing its row), it is several
     times faster (native code), and it opens damaged files the others refuse. pypdf stays as
     the fallback for the few files PDFium cannot open."""
-    with _PDFIUM:
+    with PDFIUM_LOCK:
         try:
             import pypdfium2 as pdfium
 
@@ -170,7 +170,7 @@ def pdf_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
 
 
 def _pdfium_rows(doc: object, limits: Limits) -> Rows:
-    """The rows of an open PDFium document, which this closes (with `_PDFIUM` held)."""
+    """The rows of an open PDFium document, which this closes (with `PDFIUM_LOCK` held)."""
     try:
         rows: Rows = []
         for index in fact_pages(len(doc), limits.max_pdf_pages):  # type: ignore[arg-type]
