@@ -135,7 +135,7 @@ def pdf_page_count(data: bytes) -> int:
 def first_page_is_picture(data: bytes) -> bool:
     """Whether the first page draws an image: a scan, perhaps under a signing stamp's text.
 
-    Asked of PDFium, which the text was just read with (a tenth of the time pypdf took to
+    Asked of PDFium, which the text was just read with (half the time pypdf took to
     parse the file again); pypdf answers for a file PDFium cannot open."""
     with PDFIUM_LOCK:
         try:
