@@ -27,7 +27,7 @@ from typing import Any
 
 from . import doctypes
 from .limits import DEFAULT_LIMITS, Limits
-from .text import PDFIUM_LOCK, Cell, Rows
+from .text import Cell, Rows, pdfium_document
 from .textenc import nfc
 
 DPI = 200
@@ -137,31 +137,29 @@ def first_page_is_picture(data: bytes) -> bool:
 
     Asked of PDFium, which the text was just read with (half the time pypdf took to
     parse the file again); pypdf answers for a file PDFium cannot open."""
-    with PDFIUM_LOCK:
-        try:
-            import pypdfium2 as pdfium
-            import pypdfium2.raw as pdfium_c
-
-            doc = pdfium.PdfDocument(data)
-        except Exception:
-            doc = None
+    with pdfium_document(data) as doc:
         if doc is not None:
-            try:
-                if len(doc) == 0:
-                    return False
-                page = doc[0]
-                try:
-                    for obj in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=3):
-                        if obj.get_px_size()[0] >= MIN_DOCUMENT_SIDE:
-                            return True
-                    return False
-                finally:
-                    page.close()
-            except Exception:
-                return False
-            finally:
-                doc.close()
+            return _draws_page_picture(doc)
     return _first_page_is_picture_pypdf(data)
+
+
+def _draws_page_picture(doc: Any) -> bool:
+    """Whether the first page of an open PDFium document draws an image of page size."""
+    import pypdfium2.raw as pdfium_c
+
+    try:
+        if len(doc) == 0:
+            return False
+        page = doc[0]
+    except Exception:
+        return False
+    try:
+        images = page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=3)
+        return any(obj.get_px_size()[0] >= MIN_DOCUMENT_SIDE for obj in images)
+    except Exception:
+        return False
+    finally:
+        page.close()
 
 
 def _first_page_is_picture_pypdf(data: bytes) -> bool:

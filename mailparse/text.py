@@ -6,11 +6,14 @@ here returns :class:`Cell` rows with horizontal positions normalised to 0..1 of 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import threading
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
@@ -20,7 +23,7 @@ from .textenc import decode_bytes, nfc
 _GAP = re.compile(r" {4,}")
 # PDFium is not thread-safe: two threads reading PDFs at once crashed the process (SIGSEGV)
 # when analysis ran in the gateway's thread pool. One document at a time per process.
-PDFIUM_LOCK = threading.Lock()
+_PDFIUM = threading.Lock()
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 
@@ -157,20 +160,32 @@ def pdf_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
     counting (pypdf glued the place-date line to a subject sharing its row), it is several
     times faster (native code), and it opens damaged files the others refuse. pypdf stays as
     the fallback for the few files PDFium cannot open."""
-    with PDFIUM_LOCK:
+    with pdfium_document(data) as doc:
+        if doc is not None:
+            return _pdfium_rows(doc, limits)
+    return pdf_rows_pypdf(data, limits)
+
+
+@contextlib.contextmanager
+def pdfium_document(data: bytes) -> Iterator[Any | None]:
+    """*data* opened by PDFium, with `_PDFIUM` held until it is closed again; None when
+    PDFium cannot open it (the caller falls back to pypdf)."""
+    with _PDFIUM:
         try:
             import pypdfium2 as pdfium
 
             doc = pdfium.PdfDocument(data)
         except Exception:
             doc = None
-        if doc is not None:
-            return _pdfium_rows(doc, limits)
-    return pdf_rows_pypdf(data, limits)
+        try:
+            yield doc
+        finally:
+            if doc is not None:
+                doc.close()
 
 
-def _pdfium_rows(doc: object, limits: Limits) -> Rows:
-    """The rows of an open PDFium document, which this closes (with `PDFIUM_LOCK` held)."""
+def _pdfium_rows(doc: Any, limits: Limits) -> Rows:
+    """The rows of an open PDFium document (from `pdfium_document`)."""
     try:
         rows: Rows = []
         for index in fact_pages(len(doc), limits.max_pdf_pages):  # type: ignore[arg-type]
@@ -185,8 +200,6 @@ def _pdfium_rows(doc: object, limits: Limits) -> Rows:
         return rows
     except Exception as exc:
         raise ExtractError(f"pdf_text_unreadable:{type(exc).__name__}") from None
-    finally:
-        doc.close()  # type: ignore[attr-defined]
 
 
 def pdf_rows_pypdf(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
