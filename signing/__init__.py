@@ -6,13 +6,18 @@ runs in worker processes of the gateway (gateway/processes/verify.py); :func:`ve
 is the inline path.
 """
 
-from signing.cms import extract_p7m_content
-from signing.edocument import EDocumentCheck, check_e_document
-from signing.errors import SignerConfigError, SigningError, TrustStoreError
-from signing.report import SignatureReport, aggregate
-from signing.smime import split_smime, verify_smime, verify_smime_message
-from signing.trust import TrustStore
-from signing.verify import verify_document, verify_file, verify_smime_files
+from signing import _fastnames
+
+# before any certificate is compared: every module of this package compares names
+_fastnames.install()
+
+from signing.cms import extract_p7m_content  # noqa: E402
+from signing.edocument import EDocumentCheck, check_e_document  # noqa: E402
+from signing.errors import SignerConfigError, SigningError, TrustStoreError  # noqa: E402
+from signing.report import SignatureReport, aggregate  # noqa: E402
+from signing.smime import split_smime, verify_smime, verify_smime_message  # noqa: E402
+from signing.trust import TrustStore  # noqa: E402
+from signing.verify import verify_document, verify_file, verify_smime_files  # noqa: E402
 
 __all__ = [
     "EDocumentCheck",
