@@ -59,9 +59,7 @@ def _name_ne(self: x509.Name, other: object) -> bool:
 def _hashable(self: x509.Name) -> str:
     der = self.dump()
     done = _HASHABLE.get(der)
-    return (
-        done if done is not None else _remember(_HASHABLE, der, _original_hashable.fget(self))
-    )
+    return done if done is not None else _remember(_HASHABLE, der, _original_hashable.fget(self))
 
 
 def install() -> None:
