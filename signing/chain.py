@@ -69,9 +69,16 @@ def check_chain(
     if not trust.roots:
         return ChainOutcome(r.UNTRUSTED, "no_path", "no trust anchors are configured")
     when = f"{moment:%Y-%m-%d %H:%M} UTC"
+    memo = trust.chain_memo
+    key = memo.key(cert, extra, True, moment)
+    anchor = memo.get(key)
+    if anchor is not None:
+        return ChainOutcome(r.VALID, None, f"chain to {anchor} valid at {when}")
     try:
         path = run_sync(_validate(cert, extra, trust, moment, True))
-        return ChainOutcome(r.VALID, None, f"chain to {_anchor_name(path)} valid at {when}")
+        anchor = _anchor_name(path)
+        memo.put(key, anchor)
+        return ChainOutcome(r.VALID, None, f"chain to {anchor} valid at {when}")
     except cv_errors.RevokedError as exc:
         return ChainOutcome(r.REVOKED, "revoked", _msg(exc))
     except cv_errors.StaleRevinfoError as exc:

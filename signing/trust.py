@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -25,12 +25,15 @@ from pyhanko_certvalidator.policy_decl import (
 )
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
+from signing.chainmemo import ChainMemo
 from signing.errors import TrustStoreError
 
 REVOCATION_MODES = ("hard-fail", "soft-fail")
 #: What an intact signature made with a weak algorithm (SHA-1, MD5) is: ETSI EN 319 102-1
 #: calls it INDETERMINATE (CRYPTO_CONSTRAINTS_FAILURE_NO_POE); an operator may say invalid.
 WEAK_ALGORITHM_VERDICTS = ("indeterminate", "invalid")
+#: pyhanko-certvalidator's allowance for clock drift; the chain memo buckets times with it.
+TIME_TOLERANCE = timedelta(seconds=1)
 _CERT_SUFFIXES = {".pem", ".crt", ".cer", ".der", ".ca"}
 _CRL_SUFFIXES = {".crl", ".pem", ".der"}
 
@@ -177,6 +180,12 @@ class TrustStore:
         it is built, so every context of this store shares it)."""
         return SimpleTrustManager.build(trust_roots=list(self.roots))
 
+    @cached_property
+    def chain_memo(self) -> ChainMemo:
+        """The valid chains under this store (signing/chainmemo.py); a reloaded store is a
+        new object and starts with an empty memo."""
+        return ChainMemo([*self.roots, *self.intermediates], self.crls, TIME_TOLERANCE)
+
     def context(
         self,
         moment: datetime,
@@ -200,6 +209,7 @@ class TrustStore:
             moment=moment,
             allow_fetching=False,
             revinfo_policy=policy,
+            time_tolerance=TIME_TOLERANCE,
         )
 
 
