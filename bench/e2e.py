@@ -354,9 +354,20 @@ class Postfix:
         self.instance.stop()
 
 
+def _kind_of(proc) -> str:  # noqa: ANN001
+    """workers (pipeline + delivery children), analysis (PDFium loaded) or verify."""
+    if "gateway.processes.child" in " ".join(proc.cmdline()):
+        return "workers"
+    try:
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+    except OSError:
+        return "verify"
+    return "analysis" if "pdfium" in maps else "verify"
+
+
 class CpuMeter:
     """CPU seconds the gateway's processes used, by kind: intake (the serve process), workers
-    (its pipeline + delivery children), pools (their verify and parse processes), postgres.
+    (its pipeline + delivery children), the analysis and verify processes, postgres.
     Per message, these are steadier than rates on a machine other work shares."""
 
     def __init__(self, gw_pid: int, pgdata: Path) -> None:
@@ -365,17 +376,14 @@ class CpuMeter:
     def snapshot(self) -> dict[str, float]:
         import psutil
 
-        out = {"intake": 0.0, "workers": 0.0, "pools": 0.0, "postgres": 0.0}
+        out = {"intake": 0.0, "workers": 0.0, "analysis": 0.0, "verify": 0.0, "postgres": 0.0}
         procs: list[tuple[str, psutil.Process]] = []
         with contextlib.suppress(psutil.Error):
             gw = psutil.Process(self.gw_pid)
             procs.append(("intake", gw))
             for c in gw.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
-                    kind = (
-                        "workers" if "gateway.processes.child" in " ".join(c.cmdline()) else "pools"
-                    )
-                    procs.append((kind, c))
+                    procs.append((_kind_of(c), c))
         with contextlib.suppress(OSError, ValueError, psutil.Error):
             pm = psutil.Process(int((self.pgdata / "postmaster.pid").read_text().split()[0]))
             procs += [("postgres", p) for p in [pm, *pm.children(recursive=True)]]

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import events
+from store.invitations import has_meeting
 from store.models import Agency, Delivery, Destination, Document, Message
 
 DUE_STATES = ("queued", "deferred", "sending")  # `sending` only once its claim has expired
@@ -51,6 +52,7 @@ class ClaimedDelivery:
     doc_verdicts: tuple[str | None, ...] | None = None  # None: not read with the claim
     format: str | None = None  # the agency's format: `mime` (the original) or `edxml`
     auth_results: dict[str, Any] | None = None  # inbound SPF/DKIM/DMARC; None: unchecked
+    has_meeting: bool | None = None  # a Giấy mời with a meeting time; None: not read
 
     @property
     def destination(self) -> str:
@@ -97,8 +99,10 @@ async def claim_due(
 ) -> list[ClaimedDelivery]:
     """Claim up to `limit` due deliveries, most urgent first, then the longest due (a retry that
     falls due again queues behind mail that has waited longer, so a destination that keeps
-    failing cannot starve the others), mark them sending and read what sending needs, in one statement (one round trip): the envelope, the route,
-    the documents' verdicts and, for messages up to `inline_raw` bytes, the raw bytes."""
+    failing cannot starve the others), mark them sending and read what sending needs, in one
+    statement (one round trip): the envelope, the route, the documents' verdicts, whether a
+    meeting invitation goes with it and, for messages up to `inline_raw` bytes, the raw
+    bytes."""
     picked = (
         select(Delivery.id)
         .where(
@@ -157,6 +161,7 @@ async def claim_due(
                 case((Message.size <= inline_raw, Message.raw), else_=None).label("raw"),
                 verdicts.label("doc_verdicts"),
                 Message.auth_results,
+                has_meeting(claimed.c.message_id).label("has_meeting"),
             )
             .select_from(claimed)
             .join(Message, Message.id == claimed.c.message_id)

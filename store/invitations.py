@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,6 +47,20 @@ class MeetingSource:
     destination: AgencyName | None
 
 
+def has_meeting(message_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """Whether the message has a Giấy mời whose meeting time was read (read with a
+    delivery's claim, so mail without one costs no query of its own at delivery)."""
+    return select(Document.id).where(*_meeting_documents(message_id)).exists()
+
+
+def _meeting_documents(message_id: ColumnElement[int] | int) -> tuple[ColumnElement[bool], ...]:
+    return (
+        Document.message_id == message_id,
+        Document.kind == MEETING_KIND,
+        Document.meeting_start.is_not(None),
+    )
+
+
 async def meeting_source(
     session: AsyncSession, message_id: int, agency_code: str | None
 ) -> MeetingSource | None:
@@ -64,11 +78,7 @@ async def meeting_source(
                 Document.doc_date,
                 Document.issuer,
             )
-            .where(
-                Document.message_id == message_id,
-                Document.kind == MEETING_KIND,
-                Document.meeting_start.is_not(None),
-            )
+            .where(*_meeting_documents(message_id))
             .order_by(Document.id)
         )
     ).all()

@@ -66,6 +66,8 @@ async def prepare(
     with a meeting time (or invitations are off, or the gateway itself wrote the mail)."""
     if not settings.delivery.meeting_invitations or d.source == "internal":
         return None
+    if d.has_meeting is False:  # read with the claim: no query for the usual mail
+        return None
     async with db.transaction() as s:
         src = await repo.meeting_source(s, d.message_id, d.agency_code)
     if src is None:
