@@ -5,7 +5,9 @@ Everything here is synchronous on purpose: it runs in the analysis processes
 event loop. What the message is (its documents, the .p7m contents, which detached signature signs
 which document, the edXML codes, what to verify) is decided by `mailparse.plan`, the same
 call `edocgw check` makes; this module classifies the documents and spools the bytes the
-plan says to verify, so megabytes of attachment bytes never travel through a pipe.
+plan says to verify, so megabytes of attachment bytes never travel through a pipe. The
+small signed parts (the usual signed mail) are verified right here (`verify_small_parts`),
+with the same code and the same per-part deadline as in the verifier processes.
 """
 
 from __future__ import annotations
@@ -14,9 +16,18 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from gateway.pipeline.status import StatusInfo, find_status
+from gateway.processes.alarm import Overrun, deadline
+from gateway.processes.verify import (
+    VERIFY_TIMEOUT,
+    TrustArgs,
+    Verifier,
+    format_of,
+    timeout_report,
+)
 from mailparse import (
     DEFAULT_LIMITS,
     Attachment,
@@ -27,6 +38,7 @@ from mailparse import (
     message_facts,
 )
 from mailparse.plan import EdxmlRef, MessagePlan, plan
+from signing import SignatureReport
 
 log = logging.getLogger("edocgw.pipeline")
 
@@ -54,6 +66,10 @@ class DocPlan:
     verify_path: Blob | None = None
     detached_path: Blob | None = None
     covers: list[int] = field(default_factory=list)  # documents this one's signatures sign
+    # Verified already, in the analysis process (a small part, on the first attempt): the
+    # reports and the seconds it took; the bytes are then not sent back.
+    reports: list[SignatureReport] | None = None
+    verify_seconds: float = 0.0
 
 
 @dataclass
@@ -62,6 +78,8 @@ class SmimePlan:
     part_path: str
     signature_path: Blob
     signed_path: Blob | None
+    reports: list[SignatureReport] | None = None  # as DocPlan.reports
+    verify_seconds: float = 0.0
 
 
 @dataclass
@@ -96,7 +114,8 @@ class RawFile:
         return Path(self.path).read_bytes()
 
 
-AnalysisJob = tuple[Analyser, list[tuple[bytes | RawFile, Path]]]
+# The analyser, the messages, and whether to verify their small signed parts here too.
+AnalysisJob = tuple[Analyser, list[tuple[bytes | RawFile, Path]], bool]
 
 
 class AnalysisFailed(Exception):
@@ -123,10 +142,13 @@ WARM_UP = (
 )
 
 
-def analysis_worker() -> Callable[[AnalysisJob], list[ContentAnalysis | AnalysisFailed]]:
+def analysis_worker(
+    trust: TrustArgs | None = None,
+) -> Callable[[AnalysisJob], list[ContentAnalysis | AnalysisFailed]]:
     """The factory of an analysis process (gateway/processes/pool.py). One small message is
     analysed here, and the PDF engines imported, so the first real job (already on the
-    clock) does not pay for lazy imports; each job is `analyse_many`."""
+    clock) does not pay for lazy imports; each job is `analyse_many`, then, given a trust
+    store, `verify_small_parts` on each message the job says to."""
     import tempfile
 
     import pypdf  # noqa: F401
@@ -134,12 +156,52 @@ def analysis_worker() -> Callable[[AnalysisJob], list[ContentAnalysis | Analysis
 
     with tempfile.TemporaryDirectory() as tmp:
         analyse_content(WARM_UP, Path(tmp) / "warm-up")
+    verifier = Verifier(*trust) if trust is not None else None
 
     def handle(job: AnalysisJob) -> list[ContentAnalysis | AnalysisFailed]:
-        analyser, items = job
-        return analyse_many(analyser, items)
+        analyser, items, verify = job
+        results = analyse_many(analyser, items)
+        if verify and verifier is not None:
+            for a in results:
+                if isinstance(a, ContentAnalysis):
+                    verify_small_parts(a, verifier, VERIFY_TIMEOUT)
+        return results
 
     return handle
+
+
+def verify_small_parts(analysis: ContentAnalysis, verifier: Verifier, seconds: float) -> None:
+    """Verify here the signed parts that travel as bytes (up to `INLINE_BLOB`), each stopped
+    after *seconds* with the verifier processes' own `worker_timeout` report. Saves a
+    hand-off to a verifier process and back for the usual signed mail; spooled (big) parts
+    are left to the verifier processes."""
+    for d in analysis.docs:
+        if not isinstance(d.verify_path, bytes) or isinstance(d.detached_path, str):
+            continue
+        fmt = format_of(d.detected_type) or "cms"
+        d.reports, d.verify_seconds = _within(
+            seconds,
+            fmt,
+            partial(verifier.document, d.verify_path, d.detected_type, d.filename, d.detached_path),
+        )
+        d.verify_path = d.detached_path = None  # verified: the bytes need not travel back
+    s = analysis.smime
+    if s is not None and isinstance(s.signature_path, bytes) and not isinstance(s.signed_path, str):
+        s.reports, s.verify_seconds = _within(
+            seconds, "smime", partial(verifier.smime, s.signature_path, s.signed_path)
+        )
+
+
+def _within(
+    seconds: float, fmt: str, work: Callable[[], list[SignatureReport]]
+) -> tuple[list[SignatureReport], float]:
+    start = time.perf_counter()
+    try:
+        with deadline(seconds):
+            reports = work()
+    except Overrun:
+        reports = [timeout_report(fmt, seconds)]
+    return reports, time.perf_counter() - start
 
 
 def spooled(analysis: ContentAnalysis) -> bool:

@@ -58,6 +58,14 @@ class Job:
     def id(self) -> int:
         return self.msg.id
 
+    @property
+    def verify_in_analysis(self) -> bool:
+        """On its first attempt, a message's small signed parts are verified by the analysis
+        process itself. A retry (whatever failed before: perhaps a part that kills or hangs
+        its process) sends them to the verifier processes, whose own deadline and death
+        give a verdict for that part instead of failing the message again."""
+        return self.msg.attempts <= 1
+
 
 def _remove_all(directories: list[Path]) -> None:
     for d in directories:
@@ -141,7 +149,14 @@ class BatchPreparer:
                 j.source = j.msg.raw
             j.msg.raw = None  # the bytes are not needed here any more
             small = not isinstance(j.source, RawFile) and len(j.source or b"") <= TINY_MAX
-            if small and chunks and len(chunks[-1]) < CHUNK and chunks[-1][0].small:
+            last = chunks[-1][0] if chunks else None
+            if (
+                small
+                and last is not None
+                and last.small
+                and len(chunks[-1]) < CHUNK
+                and last.verify_in_analysis == j.verify_in_analysis
+            ):
                 chunks[-1].append(j)
             else:
                 chunks.append([j])
@@ -182,7 +197,9 @@ class BatchPreparer:
             return
         try:
             async with asyncio.timeout_at(deadline):  # waiting for a free process counts too
-                [r] = await self.pools.analyse(self.analyser, [(j.source, j.spool)], timeout)
+                [r] = await self.pools.analyse(
+                    self.analyser, [(j.source, j.spool)], timeout, j.verify_in_analysis
+                )
         except TimeoutError:
             j.error = AnalysisFailed(OUT_OF_CLAIM)
             return
@@ -209,7 +226,9 @@ class BatchPreparer:
             if timeout <= 0:
                 raise TimeoutError
             async with asyncio.timeout_at(deadline):  # waiting for a free process counts too
-                results = await self.pools.analyse(self.analyser, work, timeout)
+                results = await self.pools.analyse(
+                    self.analyser, work, timeout, jobs[0].verify_in_analysis
+                )
         except TimeoutError:
             for j in jobs:
                 j.error = AnalysisFailed(OUT_OF_CLAIM)
@@ -230,9 +249,12 @@ class BatchPreparer:
                 j.analysis = r
 
     async def _verify_job(self, j: Job, deadline: float) -> None:
-        assert j.analysis is not None
-        if j.analysis.smime is None and not any(d.verify_path is not None for d in j.analysis.docs):
-            return  # nothing to verify: no round trip to the signing processes
+        a = j.analysis
+        assert a is not None
+        if a.smime is None and not any(
+            d.verify_path is not None or d.reports is not None for d in a.docs
+        ):
+            return  # nothing signed: nothing to collect
         try:
             async with asyncio.timeout_at(deadline):
                 j.reports, j.smime = await self.pools.verify(j.analysis)

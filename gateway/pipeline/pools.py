@@ -35,11 +35,10 @@ from gateway.pipeline.analyse import (
     analysis_worker,
 )
 from gateway.processes.pool import JobFailed, ProcessPool
+from gateway.processes.verify import VERIFY_TIMEOUT, TrustArgs
 from signing import SignatureReport
 
 log = logging.getLogger("edocgw.pipeline")
-
-VERIFY_TIMEOUT = 30.0
 
 
 class SignatureVerifier(Protocol):
@@ -89,7 +88,7 @@ class Pools:
             self._threads = ThreadPoolExecutor(self.threads, thread_name_prefix="edocgw-analyse")
         else:
             n = self.settings.gateway.parse_processes or os.cpu_count() or 1
-            self._analysis = ProcessPool("analyse", n, analysis_worker)
+            self._analysis = ProcessPool("analyse", n, analysis_worker, (self._trust_args(),))
             # at start, not on the first message: the pipeline is ready when they are
             await self._warm(self._analysis, "analysis")
 
@@ -118,8 +117,11 @@ class Pools:
         analyser: Analyser,
         items: list[tuple[bytes | RawFile, Path]],
         time_limit: float,
+        verify: bool = False,
     ) -> list[ContentAnalysis | AnalysisFailed]:
-        """`analyse_many` in one analysis process, stopped after *time_limit* seconds.
+        """`analyse_many` in one analysis process, stopped after *time_limit* seconds; with
+        *verify*, that process also verifies the messages' small signed parts
+        (analyse.verify_small_parts).
 
         Raises gateway.processes.pool.JobTimeout (the process was killed) or WorkerDied for
         the job as a whole; a failure of one message is an AnalysisFailed in its place."""
@@ -129,7 +131,7 @@ class Pools:
                 return await loop.run_in_executor(self._threads, analyse_many, analyser, items)
         assert self._analysis is not None, "Pools.open() first"
         try:
-            return await self._analysis.run((analyser, items), time_limit)
+            return await self._analysis.run((analyser, items, verify), time_limit)
         except JobFailed as e:  # the job itself did not unpickle or run: every message failed
             return [AnalysisFailed(str(e)) for _ in items]
 
@@ -149,45 +151,58 @@ class Pools:
 
     # -- verifying ------------------------------------------------------------------------------
 
+    def _trust_args(self) -> TrustArgs:
+        t = self.settings.trust
+        return [*t.anchors, *t.intermediates], list(t.crls), t.revocation, t.weak_algorithms
+
     def _make_verifier(self) -> SignatureVerifier:
         from gateway.processes.verify import VerifyPool
 
-        t = self.settings.trust
+        anchors, crls, revocation, weak = self._trust_args()
         size = self.settings.gateway.verify_processes or os.cpu_count() or 1
-        return VerifyPool(
-            size,
-            [*t.anchors, *t.intermediates],
-            t.crls,
-            t.revocation,
-            VERIFY_TIMEOUT,
-            weak_algorithms=t.weak_algorithms,
-        )
+        return VerifyPool(size, anchors, crls, revocation, VERIFY_TIMEOUT, weak_algorithms=weak)
 
     async def verify(
         self, analysis: ContentAnalysis
     ) -> tuple[dict[int, list[SignatureReport]], list[SignatureReport]]:
-        """Every signature of one analysed message: per document index, and S/MIME."""
+        """Every signature of one analysed message: per document index, and S/MIME. What
+        the analysis process verified already is taken as it is; the rest (big, spooled
+        parts, or a retried message) goes to the verifier processes."""
         assert self._verifier is not None
         v = self._verifier
-        docs = [(d, d.verify_path) for d in analysis.docs if d.verify_path is not None]
+        reports: dict[int, list[SignatureReport]] = {}
+        for d in analysis.docs:
+            if d.reports is not None:
+                reports[d.index] = d.reports
+                _observe(d.verify_seconds, d.reports)
+        docs = [d for d in analysis.docs if d.reports is None and d.verify_path is not None]
         jobs = [
-            v.verify_path(path, d.detected_type, d.filename, d.detached_path) for d, path in docs
+            v.verify_path(d.verify_path, d.detected_type, d.filename, d.detached_path)
+            for d in docs
+            if d.verify_path is not None
         ]
-        if analysis.smime is not None:
-            jobs.append(
-                v.verify_smime_paths(analysis.smime.signature_path, analysis.smime.signed_path)
-            )
-        results = await asyncio.gather(*(_timed(job) for job in jobs))
-        reports = {d.index: list(r) for (d, _), r in zip(docs, results, strict=False)}
-        smime = list(results[-1]) if analysis.smime is not None else []
-        return reports, smime
+        s = analysis.smime
+        if s is not None and s.reports is None:
+            jobs.append(v.verify_smime_paths(s.signature_path, s.signed_path))
+        results = await asyncio.gather(*(_timed(job) for job in jobs)) if jobs else []
+        reports.update({d.index: list(r) for d, r in zip(docs, results, strict=False)})
+        if s is None:
+            return reports, []
+        if s.reports is not None:
+            _observe(s.verify_seconds, s.reports)
+            return reports, s.reports
+        return reports, list(results[-1])
 
 
 async def _timed(job: Awaitable[Sequence[SignatureReport]]) -> Sequence[SignatureReport]:
-    """Feed edocgw_verify_seconds: one observation per document (or S/MIME message) that
-    carried a signature, labelled with the signature's format."""
     t0 = time.perf_counter()
     reports = await job
-    if reports:
-        metrics.observe_verification(time.perf_counter() - t0, reports[0].format)
+    _observe(time.perf_counter() - t0, reports)
     return reports
+
+
+def _observe(seconds: float, reports: Sequence[SignatureReport]) -> None:
+    """Feed edocgw_verify_seconds: one observation per document (or S/MIME message) that
+    carried a signature, labelled with the signature's format."""
+    if reports:
+        metrics.observe_verification(seconds, reports[0].format)

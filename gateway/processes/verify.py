@@ -22,6 +22,7 @@ from gateway.processes.pool import JobFailed, JobTimeout, ProcessPool, WorkerDie
 from signing import report as r
 from signing.report import SignatureReport
 from signing.trust import TrustStore
+from signing.verify import verify_file, verify_smime_files
 
 log = logging.getLogger("edocgw.verify")
 _FORMAT_OF = {"pdf": "pdf", "cms": "cms", "edxml": "xmldsig", "xml": "xmldsig"}
@@ -31,6 +32,61 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 COLLECT_AFTER_BYTES = 8 * 1024 * 1024
 
 
+#: Per document (or S/MIME message), in the verifier processes and in the analysis processes.
+VERIFY_TIMEOUT = 30.0
+#: What crosses to a process that verifies: anchors, CRLs, revocation mode, weak algorithms.
+TrustArgs = tuple[list[str], list[str], str, str]
+
+
+def timeout_report(fmt: str, seconds: float) -> SignatureReport:
+    return r.SignatureReport(
+        format=fmt,
+        verdict=r.INDETERMINATE,
+        reason="worker_timeout",
+        detail=f"verification took longer than {seconds:g} s and was stopped",
+    )
+
+
+def format_of(detected_type: str) -> str | None:
+    """The report format of a document type that can carry a signature, else None."""
+    return _FORMAT_OF.get(detected_type)
+
+
+class Verifier:
+    """One process's trust store, reloaded when its files change, and the two kinds of job.
+    Built once per process: by the verifier processes, and by the analysis processes, which
+    verify a message's small signed parts themselves (one hand-off fewer per message)."""
+
+    def __init__(
+        self,
+        anchors: list[str],
+        crls: list[str],
+        revocation: str,
+        weak_algorithms: str = "indeterminate",
+    ) -> None:
+        logging.getLogger("pyhanko").setLevel(logging.CRITICAL)  # its diff tracebacks are reports
+        self.trust = TrustStore.load(anchors, crls, revocation, weak_algorithms)
+
+    def _current(self) -> TrustStore:
+        with contextlib.suppress(Exception):  # keep the old store if a new file is bad
+            self.trust = self.trust.reloaded()
+        return self.trust
+
+    def document(
+        self,
+        path: str | bytes,
+        detected_type: str,
+        filename: str | None,
+        detached_path: str | bytes | None,
+    ) -> list[SignatureReport]:
+        return verify_file(path, detected_type, filename, self._current(), detached_path)
+
+    def smime(
+        self, signature_path: str | bytes, signed_path: str | bytes | None
+    ) -> list[SignatureReport]:
+        return verify_smime_files(signature_path, signed_path, self._current())
+
+
 def verify_worker(
     anchors: list[str],
     crls: list[str],
@@ -38,24 +94,18 @@ def verify_worker(
     weak_algorithms: str = "indeterminate",
 ) -> Callable[[tuple[str, tuple[Any, ...]]], list[SignatureReport]]:
     """Runs in the worker: load the trust store once; the handler verifies one job."""
-    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)  # its diff tracebacks are reports
-    from signing.verify import verify_file, verify_smime_files
-
-    trust = TrustStore.load(anchors, crls, revocation, weak_algorithms)
+    verifier = Verifier(anchors, crls, revocation, weak_algorithms)
 
     def handle(job: tuple[str, tuple[Any, ...]]) -> list[SignatureReport]:
-        nonlocal trust
         kind, args = job
-        with contextlib.suppress(Exception):  # keep the old store if a new file is bad
-            trust = trust.reloaded()
         if kind == "document":
             path, detected_type, filename, detached_path = args
             files: tuple[str | bytes | None, ...] = (path, detached_path)
-            result = verify_file(path, detected_type, filename, trust, detached_path)
+            result = verifier.document(path, detected_type, filename, detached_path)
         else:
             signature_path, signed_path = args
             files = (signature_path, signed_path)
-            result = verify_smime_files(signature_path, signed_path, trust)
+            result = verifier.smime(signature_path, signed_path)
         if _size(files) >= COLLECT_AFTER_BYTES:
             gc.collect()  # before the reply, so the memory is back when the job is done
         return result
@@ -83,7 +133,7 @@ class VerifyPool:
         trust_anchors: Iterable[str | os.PathLike[str]],
         crls: Iterable[str | os.PathLike[str]] = (),
         revocation: str = "hard-fail",
-        timeout: float = 30.0,
+        timeout: float = VERIFY_TIMEOUT,
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         start_timeout: float = 60.0,
@@ -177,14 +227,7 @@ class VerifyPool:
         try:
             return await self._pool.run(job, self.timeout)
         except JobTimeout:
-            return [
-                r.SignatureReport(
-                    format=fmt,
-                    verdict=r.INDETERMINATE,
-                    reason="worker_timeout",
-                    detail=f"verification took longer than {self.timeout:g} s and was stopped",
-                )
-            ]
+            return [timeout_report(fmt, self.timeout)]
         except WorkerDied as exc:
             return [
                 r.malformed(
