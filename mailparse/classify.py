@@ -12,7 +12,7 @@ from .agency import find_codes
 from .facts import DATE_RE, TextFacts, parse_date, read
 from .limits import DEFAULT_LIMITS, Limits
 from .models import Attachment, ClassifyContext, DocumentFacts
-from .text import ExtractError, extract_rows
+from .text import ExtractError, PdfProbe, extract_rows
 
 C_EDXML, C_TITLE, C_TEXT, C_INFER, C_FILENAME, C_SUBJECT = 0.98, 0.95, 0.85, 0.6, 0.5, 0.4
 
@@ -35,10 +35,11 @@ def classify(
     """Facts of one attachment; never raises."""
     facts = DocumentFacts()
     ctx = ctx or ClassifyContext()
+    probe = PdfProbe()  # what the text step saw of the file, for the scan step
     steps = (
         lambda: _from_edxml(att, facts),
-        lambda: _from_text(att, facts, limits),
-        lambda: _from_scan(att, facts, limits),
+        lambda: _from_text(att, facts, limits, probe),
+        lambda: _from_scan(att, facts, limits, probe),
         lambda: _from_filename(att.filename, facts),
         lambda: _from_context(ctx, facts),
         lambda: _finish(facts),
@@ -134,10 +135,10 @@ def _set_signer(
 # -- document text -------------------------------------------------------------------------
 
 
-def _from_text(att: Attachment, facts: DocumentFacts, limits: Limits) -> None:
+def _from_text(att: Attachment, facts: DocumentFacts, limits: Limits, probe: PdfProbe) -> None:
     if att.detected_type not in TEXT_TYPES or att.malformed and not att.data:
         return
-    rows = extract_rows(att.data, att.detected_type, limits)
+    rows = extract_rows(att.data, att.detected_type, limits, probe)
     if not rows:
         return
     legacy = legacyenc.detect([c.text for row in rows for c in row])
@@ -201,7 +202,14 @@ MIN_OCR_TEXT = 20  # less OCR text than this: an image is a picture, a PDF page 
 C_OCR = C_TEXT  # scaled by Tesseract's word confidence
 
 
-def _from_scan(att: Attachment, facts: DocumentFacts, limits: Limits) -> None:
+def _first_page_is_picture(data: bytes, probe: PdfProbe) -> bool:
+    """As the text step saw it when PDFium read page 1, else asked of the file."""
+    if probe.first_page_picture is not None:
+        return probe.first_page_picture
+    return ocr.first_page_is_picture(data)
+
+
+def _from_scan(att: Attachment, facts: DocumentFacts, limits: Limits, probe: PdfProbe) -> None:
     """Scans by OCR, read by the same fact readers as text layers; then mark a document
     whose text could not be read `unreadable` (a secrecy mark may be on it)."""
     kind = att.detected_type
@@ -222,7 +230,7 @@ def _from_scan(att: Attachment, facts: DocumentFacts, limits: Limits) -> None:
         or (
             facts.text_chars < MAX_STAMP_TEXT
             and not {"number", "kind"} & set(facts.sources)
-            and ocr.first_page_is_picture(att.data)
+            and _first_page_is_picture(att.data, probe)
         )
     )
     if kind == "image" or scan_pdf:

@@ -27,7 +27,7 @@ from typing import Any
 
 from . import doctypes
 from .limits import DEFAULT_LIMITS, Limits
-from .text import Cell, Rows, pdfium_document
+from .text import MIN_DOCUMENT_SIDE, Cell, Rows, page_draws_picture, pdfium_document
 from .textenc import nfc
 
 DPI = 200
@@ -35,7 +35,6 @@ LANG = "vie"
 MAX_PIXELS = 80_000_000  # a 600 dpi A3 page; more is a decompression bomb, not a scan
 MAX_SIDE = 3600  # longer side after scaling (~300 dpi A4): more costs time, not accuracy
 MORE_PAGES = 3  # pages read beyond the first and last ones when Nơi nhận is not found
-MIN_DOCUMENT_SIDE = 500  # smaller images are logos and icons, not pages
 _EDGE_JUNK = "[]{}|'\"‘’“”`"
 # Tesseract's model sometimes gives the Icelandic eth for Đ: Vietnamese never uses it.
 _ETH = str.maketrans({"Ð": "Đ", "ð": "đ"})
@@ -145,8 +144,6 @@ def first_page_is_picture(data: bytes) -> bool:
 
 def _draws_page_picture(doc: Any) -> bool:
     """Whether the first page of an open PDFium document draws an image of page size."""
-    import pypdfium2.raw as pdfium_c
-
     try:
         if len(doc) == 0:
             return False
@@ -154,10 +151,7 @@ def _draws_page_picture(doc: Any) -> bool:
     except Exception:
         return False
     try:
-        images = page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=3)
-        return any(obj.get_px_size()[0] >= MIN_DOCUMENT_SIDE for obj in images)
-    except Exception:
-        return False
+        return page_draws_picture(page)
     finally:
         page.close()
 

@@ -47,6 +47,16 @@ class Cell:
 
 
 Rows = list[list[Cell]]
+MIN_DOCUMENT_SIDE = 500  # pixels: smaller images are logos and icons, not pages
+
+
+@dataclass
+class PdfProbe:
+    """What reading a PDF's text saw on the way, for a later step that would otherwise open
+    the file and load the page again (a signed scan's stamp text is short, so the scan
+    check asks whether page 1 is a picture)."""
+
+    first_page_picture: bool | None = None  # None: PDFium did not load page 1
 
 
 class ExtractError(Exception):
@@ -152,7 +162,7 @@ def _pdfium_page_rows(page: object) -> Rows:
     return rows
 
 
-def pdf_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
+def pdf_rows(data: bytes, limits: Limits = DEFAULT_LIMITS, probe: PdfProbe | None = None) -> Rows:
     """PDF text layer with positions, via pypdfium2 (PDFium, Chrome's PDF engine).
 
     Chosen over pypdf's layout mode and pdfminer.six: it gives each run of text with its box,
@@ -162,8 +172,19 @@ def pdf_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
     the fallback for the few files PDFium cannot open."""
     with pdfium_document(data) as doc:
         if doc is not None:
-            return _pdfium_rows(doc, limits)
+            return _pdfium_rows(doc, limits, probe)
     return pdf_rows_pypdf(data, limits)
+
+
+def page_draws_picture(page: Any) -> bool:
+    """Whether a loaded PDFium page draws an image of page size (a scan)."""
+    import pypdfium2.raw as pdfium_c
+
+    try:
+        images = page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=3)
+        return any(obj.get_px_size()[0] >= MIN_DOCUMENT_SIDE for obj in images)
+    except Exception:
+        return False
 
 
 @contextlib.contextmanager
@@ -184,13 +205,15 @@ def pdfium_document(data: bytes) -> Iterator[Any | None]:
                 doc.close()
 
 
-def _pdfium_rows(doc: Any, limits: Limits) -> Rows:
+def _pdfium_rows(doc: Any, limits: Limits, probe: PdfProbe | None = None) -> Rows:
     """The rows of an open PDFium document (from `pdfium_document`)."""
     try:
         rows: Rows = []
         for index in fact_pages(len(doc), limits.max_pdf_pages):  # type: ignore[arg-type]
             page = doc[index]  # type: ignore[index]
             try:
+                if index == 0 and probe is not None:
+                    probe.first_page_picture = page_draws_picture(page)
                 rows.extend(_pdfium_page_rows(page))
             finally:
                 page.close()
@@ -406,10 +429,15 @@ def docx_rows(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rows:
     return rows
 
 
-def extract_rows(data: bytes, detected_type: str, limits: Limits = DEFAULT_LIMITS) -> Rows | None:
+def extract_rows(
+    data: bytes,
+    detected_type: str,
+    limits: Limits = DEFAULT_LIMITS,
+    probe: PdfProbe | None = None,
+) -> Rows | None:
     """Rows for the document types that carry text; None for others (images, archives, …)."""
     if detected_type == "pdf":
-        return pdf_rows(data, limits)
+        return pdf_rows(data, limits, probe)
     if detected_type == "docx":
         return docx_rows(data, limits)
     if detected_type in ("doc", "rtf", "odt"):

@@ -208,6 +208,20 @@ def test_a_signed_scan_with_a_stamp_text_layer_is_still_read() -> None:
         assert facts.sources[f] == "ocr"
 
 
+def test_the_text_pass_sees_a_scanned_page_one_as_the_file_check_does() -> None:
+    """The text step notes whether page 1 is a picture while it has the page loaded; the
+    scan step takes that instead of opening the file again. Both say the same."""
+    from mailparse.ocr import first_page_is_picture
+    from mailparse.text import PdfProbe, pdf_rows
+
+    scan = scan_pdf(make_pdf(CORPUS[5]), STYLES[3], seed=2)
+    for data, picture in ((scan, True), (_with_stamp(scan), True), (make_pdf(CORPUS[5]), False)):
+        probe = PdfProbe()
+        pdf_rows(data, probe=probe)
+        assert probe.first_page_picture is picture
+        assert first_page_is_picture(data) is picture
+
+
 def _with_annex(pdf: bytes, pages: int) -> bytes:
     """*pdf* followed by annex pages (tables of figures), so Nơi nhận is not on the last pages."""
     import pypdf
