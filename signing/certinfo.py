@@ -54,9 +54,25 @@ def signer_kind(uid: str | None, cn: str | None, *, has_person_names: bool = Fal
 
 
 def signer_fields(cert: x509.Certificate | None) -> dict[str, Any]:
-    """The identity fields of :class:`~signing.report.SignatureReport` for *cert*."""
+    """The identity fields of :class:`~signing.report.SignatureReport` for *cert* (remembered
+    by its bytes: an agency signs with a few certificates, each a fresh object per file)."""
     if cert is None:
         return {}
+    der = cert.dump()
+    known = _FIELDS.get(der)
+    if known is None:
+        known = _read_fields(cert)
+        if len(_FIELDS) >= _FIELDS_MAX:
+            _FIELDS.clear()
+        _FIELDS[der] = known
+    return dict(known)
+
+
+_FIELDS: dict[bytes, dict[str, Any]] = {}
+_FIELDS_MAX = 512
+
+
+def _read_fields(cert: x509.Certificate) -> dict[str, Any]:
     try:
         subject, issuer = cert.subject, cert.issuer
         cn, uid = _attr(subject, "common_name"), _uid(subject)

@@ -30,16 +30,24 @@ FIELDS = st.sampled_from(["common_name", "organization_name", "locality_name", "
 ENCODINGS = st.sampled_from([x509.UTF8String, x509.PrintableString, x509.BMPString])
 
 
-def _name(pairs: list[tuple[str, str, type]]) -> x509.Name:
-    rdns = []
-    for field, value, kind in pairs:
-        if kind is x509.PrintableString and not value.isascii():
-            kind = x509.UTF8String
-        ntv = x509.NameTypeAndValue(
-            {"type": field, "value": x509.DirectoryString(name=_choice(kind), value=value)}
-        )
-        rdns.append(x509.RelativeDistinguishedName([ntv]))
-    return x509.Name.load(x509.Name(name="", value=x509.RDNSequence(rdns)).dump())
+def _name(rdns: list) -> x509.Name:
+    """A Name from RDNs, each a (type, value, string type) or a list of them (multi-valued)."""
+    out = []
+    for rdn in rdns:
+        out.append(x509.RelativeDistinguishedName([_ntv(*a) for a in _as_list(rdn)]))
+    return x509.Name.load(x509.Name(name="", value=x509.RDNSequence(out)).dump())
+
+
+def _as_list(rdn: tuple | list) -> list[tuple[str, str, type]]:
+    return rdn if isinstance(rdn, list) else [rdn]
+
+
+def _ntv(field: str, value: str, kind: type) -> x509.NameTypeAndValue:
+    if kind is x509.PrintableString and not value.isascii():
+        kind = x509.UTF8String
+    return x509.NameTypeAndValue(
+        {"type": field, "value": x509.DirectoryString(name=_choice(kind), value=value)}
+    )
 
 
 def _choice(kind: type) -> str:
@@ -50,7 +58,9 @@ def _choice(kind: type) -> str:
     }[kind]
 
 
-NAMES = st.lists(st.tuples(FIELDS, VALUES, ENCODINGS), min_size=1, max_size=3)
+ATTRS = st.tuples(FIELDS, VALUES, ENCODINGS)
+# RDNs of one attribute, or multi-valued ones (which may repeat an attribute type)
+NAMES = st.lists(st.one_of(ATTRS, st.lists(ATTRS, min_size=1, max_size=3)), min_size=1, max_size=3)
 
 
 @settings(max_examples=400, deadline=None)
@@ -80,6 +90,15 @@ def test_same_value_in_another_string_type_is_the_same_name():
     assert a.dump() != b.dump()
     assert a == b
     assert a != _name([("common_name", "Nguyễn Văn Ba", x509.UTF8String)])
+
+
+def test_a_repeated_attribute_type_in_one_rdn_is_not_the_single_attribute():
+    """Their hashable forms agree (the form keeps one value per type); the names do not."""
+    one = ("common_name", "Nguyễn Văn An", x509.UTF8String)
+    a, b = _name([[one, one]]), _name([one])
+    assert a.hashable == b.hashable
+    assert _fastnames._original_eq(_name([[one, one]]), _name([one])) is False
+    assert a != b and not a == b
 
 
 def test_the_memo_stays_bounded():
