@@ -301,11 +301,7 @@ def _from_context(ctx: ClassifyContext, facts: DocumentFacts) -> None:
             facts.set("number", m.group(1), src, C_SUBJECT)
             facts.set("year", int(m.group(2)) if m.group(2) else None, src, C_SUBJECT)
             facts.set("notation", m.group(3), src, C_SUBJECT)
-        lead = doctypes.key(subject)
-        by_name = next(
-            (name for name, _ in doctypes.ALL_TYPES if lead.startswith(doctypes.key(name) + " ")),
-            None,
-        )
+        by_name = doctypes.type_leading(subject)
         _set_kind(facts, by_name or _notation_kind(facts.notation, facts), src, C_SUBJECT)
         vv = _VV.search(subject)
         facts.set("subject", vv.group(0) if vv else None, src, C_SUBJECT)

@@ -87,6 +87,15 @@ _BY_ABBR_FOLD = {fold_d(abbr): name for name, abbr in ALL_TYPES if abbr}
 _MARKS = {key(v): v for v in URGENCY + SECRECY}
 
 
+def type_leading(text: str) -> str | None:
+    """The type whose name a line starts with, as a word (``Công văn số 15/…`` → Công văn)."""
+    lead = key(text)
+    return next((name for prefix, name in _LEADS if lead.startswith(prefix)), None)
+
+
+_LEADS = [(key(name) + " ", name) for name, _ in ALL_TYPES]
+
+
 def type_by_title(text: str) -> str | None:
     """The type whose name the whole line is (``QUYẾT ĐỊNH`` → Quyết định)."""
     return _BY_NAME.get(key(text.rstrip(" :")))
