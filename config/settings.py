@@ -51,7 +51,11 @@ class GatewaySettings(Section):
         2, ge=1, le=64, description="Concurrent pipeline workers (parse, classify, verify, route)."
     )
     verify_processes: int = Field(
-        0, ge=0, le=64, description="Signature verification processes; 0 means one per CPU core."
+        0,
+        ge=0,
+        le=64,
+        description="Signature verification processes, for signed parts over 256 KiB and for "
+        "retried messages (the analysis processes check smaller ones); 0 means one per CPU core.",
     )
     parse_processes: int = Field(
         0,

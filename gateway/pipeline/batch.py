@@ -5,9 +5,10 @@ alone. A message too big to come with the claim is copied from the store to a sp
 slice at a time, and the analysis process reads that file: megabytes never cross a pipe.
 Each hand-off is stopped at `[gateway] analyse_timeout` (or the claim's end, if sooner): its
 process is killed and the attempt fails with that reason. When an analysis process dies or
-is stopped on a batch, each message is analysed again alone, so only the culprit fails. Only
-what carries a signature goes to the verifier. A failure is kept on its job: it never takes
-the batch-mates down.
+is stopped on a batch, each message is analysed again alone, so only the culprit fails. On a
+message's first attempt the analysis process checks its small signed parts itself; what is
+left (big parts, or everything on a retry) goes to the verifier processes. A failure is kept
+on its job: it never takes the batch-mates down.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The pipeline's two process pools, both on gateway/processes/pool.py: message analysis
-(`[gateway] parse_processes`, 0 = one per core) and the signature verifier (VerifyPool).
+(`[gateway] parse_processes`, 0 = one per core), which also checks small signed parts, and
+the signature verifier (VerifyPool) for big parts and retried messages.
 
 Both are CPU work on untrusted input, off the event loop and stoppable: a job past its
 deadline kills its process (a thread would keep the CPU after its timeout), a process that

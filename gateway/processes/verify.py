@@ -6,6 +6,8 @@ PDF), and their async API never yields, so threads gain nothing. Each worker loa
 store once, then takes jobs (file paths, not megabytes of bytes) over its own pipe. A timeout
 or a dead worker fails exactly that job, as a report: verification never raises. This lives
 in gateway/, not signing/: signing/ stays pure verification, process wiring is the service's.
+`Verifier` is also what the analysis processes use for a message's small signed parts
+(gateway/pipeline/analyse.py), so both places give the same answer.
 """
 
 from __future__ import annotations
