@@ -23,7 +23,15 @@ def _run_here(coro: Coroutine[Any, Any, T]) -> T:
     loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
     if loop is None or loop.is_closed():
         loop = _local.loop = asyncio.new_event_loop()
-    return loop.run_until_complete(coro)
+    try:
+        return loop.run_until_complete(coro)
+    except Exception:
+        raise
+    except BaseException:
+        # interrupted from outside (a deadline's signal): a half-run task must not run on
+        # in this thread's next call, so the next call gets a fresh loop
+        _local.loop = None
+        raise
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

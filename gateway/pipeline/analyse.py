@@ -156,7 +156,11 @@ def analysis_worker(
 
     with tempfile.TemporaryDirectory() as tmp:
         analyse_content(WARM_UP, Path(tmp) / "warm-up")
-    verifier = Verifier(*trust) if trust is not None else None
+    try:
+        verifier = Verifier(*trust) if trust is not None else None
+    except Exception as e:  # a trust file broken since start: the verifier processes answer
+        log.warning("the analysis process verifies nothing", extra={"error": repr(e)})
+        verifier = None
 
     def handle(job: AnalysisJob) -> list[ContentAnalysis | AnalysisFailed]:
         analyser, items, verify = job
