@@ -23,26 +23,21 @@ from typing import Any
 
 from asn1crypto import x509
 
-_MAX = 4096  # entries per memo; emptied when full (an agency has a few signers)
+from signing._memo import Memo
+
+_MAX = 4096  # entries per memo (an agency has a few signers)
 _original_prep = x509.NameTypeAndValue._ldap_string_prep
 _original_eq = x509.Name.__eq__
 _original_hashable = x509.Name.hashable
-_PREPPED: dict[str, str] = {}
-_HASHABLE: dict[bytes, str] = {}
-
-
-def _remember(memo: dict[Any, str], key: Any, value: str) -> str:
-    if len(memo) >= _MAX:
-        memo.clear()
-    memo[key] = value
-    return value
+_PREPPED: Memo[str, str] = Memo(_MAX)
+_HASHABLE: Memo[bytes, str] = Memo(_MAX)
 
 
 def _ldap_string_prep(self: x509.NameTypeAndValue, string: Any) -> str:
     if not isinstance(string, str):
         return _original_prep(self, string)
     done = _PREPPED.get(string)
-    return done if done is not None else _remember(_PREPPED, string, _original_prep(self, string))
+    return done if done is not None else _PREPPED.put(string, _original_prep(self, string))
 
 
 def _name_eq(self: x509.Name, other: object) -> bool:
@@ -68,7 +63,7 @@ def _name_ne(self: x509.Name, other: object) -> bool:
 def _hashable(self: x509.Name) -> str:
     der = self.dump()
     done = _HASHABLE.get(der)
-    return done if done is not None else _remember(_HASHABLE, der, _original_hashable.fget(self))
+    return done if done is not None else _HASHABLE.put(der, _original_hashable.fget(self))
 
 
 def install() -> None:

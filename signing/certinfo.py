@@ -8,6 +8,8 @@ from typing import Any
 
 from asn1crypto import x509
 
+from signing._memo import Memo
+
 _UID_PREFIX = re.compile(r"\b(CMND|CCCD|MST|MNS|HC|BHXH)\s*:\s*\S+", re.IGNORECASE)
 
 
@@ -61,15 +63,11 @@ def signer_fields(cert: x509.Certificate | None) -> dict[str, Any]:
     der = cert.dump()
     known = _FIELDS.get(der)
     if known is None:
-        known = _read_fields(cert)
-        if len(_FIELDS) >= _FIELDS_MAX:
-            _FIELDS.clear()
-        _FIELDS[der] = known
+        known = _FIELDS.put(der, _read_fields(cert))
     return dict(known)
 
 
-_FIELDS: dict[bytes, dict[str, Any]] = {}
-_FIELDS_MAX = 512
+_FIELDS: Memo[bytes, dict[str, Any]] = Memo(512)
 
 
 def _read_fields(cert: x509.Certificate) -> dict[str, Any]:

@@ -25,7 +25,9 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from pyhanko_certvalidator.policy_decl import FRESHNESS_FALLBACK_VALIDITY_DEFAULT
 
-MAX_ENTRIES = 4096  # emptied when full: an agency signs with a few certificates
+from signing._memo import Memo
+
+MAX_ENTRIES = 4096  # an agency signs with a few certificates
 Key = tuple[object, ...]
 
 
@@ -66,7 +68,7 @@ class ChainMemo:
         tolerance: timedelta,
     ) -> None:
         self.tolerance = tolerance
-        self._valid: dict[Key, str] = {}
+        self._valid: Memo[Key, str] = Memo(MAX_ENTRIES)
         self._store: list[datetime] | None
         try:
             store = [t for c in certs for t in _cert_instants(c)]
@@ -108,8 +110,5 @@ class ChainMemo:
         return self._valid.get(key) if key is not None else None
 
     def put(self, key: Key | None, anchor: str) -> None:
-        if key is None:
-            return
-        if len(self._valid) >= MAX_ENTRIES:
-            self._valid.clear()
-        self._valid[key] = anchor
+        if key is not None:
+            self._valid.put(key, anchor)

@@ -23,6 +23,7 @@ from pyhanko.sign.validation.generic_cms import (
 )
 
 from signing import report as r
+from signing._memo import Memo
 from signing._sync import run_sync
 from signing.certinfo import signer_fields
 from signing.chain import WEAK_HASHES, check_chain
@@ -108,14 +109,11 @@ def _parse_once(value: Asn1Value) -> None:
     if der in _PARSED:
         return
     value.native  # noqa: B018
-    if len(_PARSED) >= _PARSED_MAX:
-        _PARSED.clear()
-    _PARSED.add(der)
+    _PARSED.put(der, True)
 
 
-# DER of values that parsed in full, per process (emptied when full).
-_PARSED: set[bytes] = set()
-_PARSED_MAX = 512
+# DER of values that parsed in full, per process.
+_PARSED: Memo[bytes, bool] = Memo(512)
 
 
 # Signed attributes a verification reads: these must parse, whatever else is skipped.
