@@ -196,6 +196,18 @@ class SmtpSettings(Section):
     auth_failures_per_minute: int = Field(
         5, ge=1, description="Failed AUTH attempts per client IP per minute before 421."
     )
+    in_flow_delay: Duration = Field(
+        parse_duration("1s"),
+        description="The longest a new mail transaction's MAIL FROM answer is held while the "
+        "pipeline is behind (see in_flow_lag), as Postfix's in_flow_delay: under a burst "
+        "the senders keep the backlog instead of this gateway's queue, so what was accepted "
+        "is delivered sooner. Never refuses anything; 0s turns pacing off.",
+    )
+    in_flow_lag: Duration = Field(
+        parse_duration("100ms"),
+        description="How long the oldest message no pipeline has taken yet may have waited "
+        "before new transactions are held (only while a pipeline is taking work).",
+    )
 
 
 class ImapAccount(Section):

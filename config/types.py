@@ -36,6 +36,8 @@ def parse_duration(value: Any) -> timedelta:
 
 def format_duration(td: timedelta) -> str:
     secs = td.total_seconds()
+    if 0 < secs < 1 and (secs * 1000).is_integer():
+        return f"{int(secs * 1000)}ms"
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if secs >= size and secs % size == 0:
             return f"{int(secs // size)}{unit}"

@@ -41,6 +41,15 @@ VERIFY_SECONDS = Histogram(
     ["format"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+INFLOW_HELD = Counter(
+    "edocgw_smtp_inflow_held",
+    "SMTP transactions whose MAIL FROM answer was held because the pipeline was behind "
+    "([smtp] in_flow_delay).",
+)
+INFLOW_HELD_SECONDS = Counter(
+    "edocgw_smtp_inflow_held_seconds",
+    "Seconds SMTP transactions were held, in all, because the pipeline was behind.",
+)
 CONNECTIONS = Gauge(
     "edocgw_connections",
     "Open client connections per listener.",
@@ -59,6 +68,11 @@ def message_processed(outcome: str) -> None:
 
 def observe_verification(seconds: float, fmt: str) -> None:
     VERIFY_SECONDS.labels(fmt).observe(seconds)
+
+
+def inflow_held(seconds: float) -> None:
+    INFLOW_HELD.inc()
+    INFLOW_HELD_SECONDS.inc(seconds)
 
 
 def connection_opened(listener: str) -> None:

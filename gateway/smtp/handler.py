@@ -27,6 +27,7 @@ from gateway.smtp.authlimit import AuthFailures
 from gateway.smtp.commit import CommitError, Committer
 from gateway.smtp.directory import Directory
 from gateway.smtp.headers import header_facts
+from gateway.smtp.inflow import InFlow
 from gateway.smtp.protocol import peer_ip
 from gateway.smtp.relay import check_recipient, check_sender, client_may_relay
 from store.messages import NewMessage
@@ -46,6 +47,7 @@ class Shared:
     authenticator: SubmitAuthenticator
     auth_failures: AuthFailures
     resolver: MxResolver | None = None  # the gateway's DNS resolver, for sender checks
+    inflow: InFlow | None = None  # paces new transactions while the pipeline is behind
 
 
 class Handler:
@@ -65,6 +67,8 @@ class Handler:
         refusal = check_sender(address, bool(envelope.smtp_utf8))
         if refusal:
             return refusal
+        if self.shared.inflow is not None:
+            await self.shared.inflow.wait()
         envelope.mail_from = address  # "<>" for the null sender (kept truthy for aiosmtpd)
         envelope.mail_options.extend(options)
         return "250 2.1.0 Ok"

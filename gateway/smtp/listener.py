@@ -22,6 +22,7 @@ from gateway.smtp.commit import Committer
 from gateway.smtp.directory import Directory
 from gateway.smtp.fastdata import MemoryBudget
 from gateway.smtp.handler import Handler, Shared
+from gateway.smtp.inflow import InFlow
 from gateway.smtp.protocol import GatewaySMTP
 from gateway.smtp.relay import client_may_relay
 from gateway.tls import cert_pair, server_context
@@ -54,6 +55,7 @@ class SmtpListener:
         self.sessions: set[GatewaySMTP] = set()
         self.servers: dict[str, asyncio.Server] = {}
         self.committer: Committer | None = None
+        self.inflow: InFlow | None = None
         self._shared: Shared | None = None
         self.budget = MemoryBudget(
             max(settings.smtp.data_memory_budget, settings.smtp.max_message_size)
@@ -76,6 +78,8 @@ class SmtpListener:
         tls = await asyncio.to_thread(server_context, pair)
         self.committer = Committer(self.db, duplicate_window=s.gateway.duplicate_window)
         await self.committer.start()
+        self.inflow = InFlow(s, self.db)
+        await self.inflow.start()
         directory = Directory(self.db, s)
         try:
             await directory.get()  # warm the cache; a failure here only delays it
@@ -85,6 +89,7 @@ class SmtpListener:
             settings=s,
             directory=directory,
             committer=self.committer,
+            inflow=self.inflow,
             authenticator=SubmitAuthenticator(self.db),
             auth_failures=AuthFailures(s.smtp.auth_failures_per_minute),
             resolver=shared_resolver(s.delivery.dns_servers),
@@ -152,4 +157,6 @@ class SmtpListener:
             sess.shutdown()
         if self.committer is not None:
             await self.committer.close()
+        if self.inflow is not None:
+            await self.inflow.close()
         self.servers.clear()

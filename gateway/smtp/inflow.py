@@ -1,0 +1,115 @@
+"""Pacing new mail to the pipeline's speed, as Postfix's `in_flow_delay` does to its queue.
+
+The listener can accept mail several times faster than the pipeline reads, classifies and
+verifies it. Under a burst, the difference used to pile up here: every message was
+acknowledged at once and then waited its turn, so accepted mail was delivered late (a
+300-message burst of signed documents waited over half a second each). Now, while a pipeline
+is taking work and the oldest message it has not taken yet has waited longer than
+`[smtp] in_flow_lag`, a new transaction's answer to MAIL FROM is held until the pipeline
+catches up, for at most `[smtp] in_flow_delay`. The senders then keep the rest of the burst
+in their own queues, where it is not yet this gateway's responsibility.
+
+Nothing is refused and no transaction is held longer than `in_flow_delay`, so a stopped or
+slow pipeline never stops intake: with no pipeline taking work (none running, or one busy
+on a long scan) nobody is held at all. Mail already in a transaction is never held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+
+import asyncpg
+
+from config import Settings
+from gateway import metrics
+from store.backlog import Backlog, read_backlog
+from store.db import Database, asyncpg_dsn
+
+log = logging.getLogger("edocgw.smtp")
+
+REFRESH = 0.02  # seconds a backlog reading is used before it is read again
+STEP = 0.01  # how often a held transaction looks again
+RECENT = dt.timedelta(seconds=2)  # a claim this recent means a pipeline is taking work
+QUERY_TIMEOUT = 2.0
+FAILED_PAUSE = 1.0  # after a failed reading, none for this long (nobody is held)
+
+
+class InFlow:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.delay = settings.smtp.in_flow_delay.total_seconds()
+        self.lag = settings.smtp.in_flow_lag.total_seconds()
+        self.lease = settings.gateway.claim_timeout
+        self.db = db
+        self._pool: asyncpg.Pool | None = None
+        self._reading: Backlog | None = None
+        self._read_at = float("-inf")
+        self._refresh: asyncio.Task[None] | None = None
+        self._failed_at = float("-inf")
+
+    @property
+    def enabled(self) -> bool:
+        return self.delay > 0
+
+    async def start(self) -> None:
+        if self.enabled:
+            self._pool = await asyncpg.create_pool(
+                asyncpg_dsn(self.db.url), min_size=0, max_size=1, timeout=10
+            )
+
+    async def close(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+        if self._pool is not None:
+            try:
+                await asyncio.wait_for(self._pool.close(), 5)
+            except TimeoutError:
+                self._pool.terminate()
+
+    async def wait(self) -> float:
+        """Hold the caller while the pipeline is behind, up to `in_flow_delay`; the seconds
+        it was held."""
+        if not self.enabled:
+            return 0.0
+        started = time.monotonic()
+        deadline = started + self.delay
+        if not await self._behind(deadline):
+            return 0.0
+        while time.monotonic() < deadline:
+            await asyncio.sleep(min(STEP, max(0.0, deadline - time.monotonic())))
+            if not await self._behind(deadline):
+                break
+        held = time.monotonic() - started
+        metrics.inflow_held(held)
+        return held
+
+    async def _behind(self, deadline: float) -> bool:
+        """From a reading at most REFRESH old; a reading that takes past `deadline` is not
+        waited for (the last one, or none, answers)."""
+        now = time.monotonic()
+        if now - self._read_at >= REFRESH:
+            if self._refresh is None or self._refresh.done():
+                self._refresh = asyncio.create_task(self._read())
+            # One reading serves every waiting session; a session that goes away does not
+            # cancel it for the others.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._refresh), max(0.0, deadline - now))
+        b = self._reading
+        return b is not None and b.taking and b.lag is not None and b.lag > self.lag
+
+    async def _read(self) -> None:
+        assert self._pool is not None
+        try:
+            self._reading = await read_backlog(
+                self._pool, lease=self.lease, recent=RECENT, within=QUERY_TIMEOUT
+            )
+            self._read_at = time.monotonic()
+        except Exception as e:  # pacing is an optimisation: without a reading, hold no one
+            self._reading = None
+            self._read_at = time.monotonic() + FAILED_PAUSE - REFRESH
+            if time.monotonic() - self._failed_at > 60:
+                self._failed_at = time.monotonic()
+                log.warning("backlog reading failed; not pacing", extra={"error": repr(e)[:300]})

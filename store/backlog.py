@@ -1,0 +1,51 @@
+"""How far the pipeline is behind intake: the reading the SMTP listener paces new mail by.
+
+Read with asyncpg on the listener's own small pool (like the group commit, not through
+SQLAlchemy): it runs up to fifty times a second while mail is arriving faster than the
+pipeline takes it, so it is one short statement over the head of `ix_messages_state_received`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import asyncpg
+
+# Claims are taken oldest first, so the messages in progress and the oldest one waiting are
+# all near the head of the index; the scan never goes further than this many rows.
+HEAD_ROWS = 512
+
+_LAG = f"""
+WITH head AS (
+    SELECT received_at, claimed_until FROM messages
+    WHERE state = 'received' AND source != 'internal'
+    ORDER BY received_at, id
+    LIMIT {HEAD_ROWS}
+)
+SELECT
+    EXTRACT(epoch FROM now() - min(received_at)
+        FILTER (WHERE claimed_until IS NULL OR claimed_until < now()))::float8 AS lag,
+    coalesce(bool_or(claimed_until > now() + $1::interval), false) AS taking
+FROM head
+"""
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """`lag`: seconds the oldest message no pipeline has taken yet has waited (None: none
+    waits, or none within the head). `taking`: some pipeline claimed work recently, so
+    waiting for it can help; a stopped pipeline leaves this False and nobody is held."""
+
+    lag: float | None
+    taking: bool
+
+
+async def read_backlog(
+    pool: asyncpg.Pool, *, lease: dt.timedelta, recent: dt.timedelta, within: float
+) -> Backlog:
+    """A claim lasts `lease` from when it is taken (store.claims), so a claim that ends
+    later than now + lease - recent was taken within the last `recent`."""
+    row = await pool.fetchrow(_LAG, lease - recent, timeout=within)
+    assert row is not None
+    return Backlog(row["lag"], bool(row["taking"]))

@@ -1,0 +1,158 @@
+"""Pacing (`[smtp] in_flow_delay`): a new transaction's MAIL FROM answer is held while a
+pipeline is taking work and is behind, never refused, never held past the delay, and nobody
+is held when no pipeline takes work or the backlog cannot be read."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+
+from sqlalchemy import text
+
+from config import Settings
+from gateway import metrics
+from gateway.smtp import SmtpListener
+from gateway.smtp.inflow import REFRESH, InFlow
+from store.db import Database
+from tests.smtp.clients import plain_message, send, stored
+from tests.smtp.conftest import StartGateway
+from tests.support.pg import PgServer
+
+
+async def _backlog(db: Database, settings: Settings, *, claim_age: float | None) -> list[int]:
+    """Two stored messages: the older claimed `claim_age` seconds ago (None: not claimed),
+    the newer unclaimed and waiting for 5 s."""
+    ids = sorted(m.id for m in await stored(db))
+    assert len(ids) >= 2
+    lease = settings.gateway.claim_timeout.total_seconds()
+    async with db.transaction() as s:
+        await s.execute(
+            text("UPDATE messages SET received_at = now() - interval '6 s' WHERE id = :i"),
+            {"i": ids[0]},
+        )
+        await s.execute(
+            text("UPDATE messages SET received_at = now() - interval '5 s' WHERE id = :i"),
+            {"i": ids[1]},
+        )
+        if claim_age is not None:
+            await s.execute(
+                text(
+                    "UPDATE messages SET claimed_by = 'pipe-test', "
+                    "claimed_until = now() + make_interval(secs => :s) WHERE id = :i"
+                ),
+                {"s": lease - claim_age, "i": ids[0]},
+            )
+    await asyncio.sleep(2 * REFRESH)  # the listener's last reading is out of date
+    return ids
+
+
+async def _two_messages(gw: SmtpListener) -> None:
+    for _ in range(2):
+        data = plain_message(msgid=f"{uuid.uuid4().hex}@a.test")
+        refused, reply = await send(gw.relay_port, ["vanban@localhost"], data)
+        assert refused == {} and reply.code == 250
+
+
+def _held_count() -> float:
+    return metrics.INFLOW_HELD._value.get()
+
+
+async def test_new_mail_waits_while_the_pipeline_is_behind(
+    settings: Settings, db: Database, start_gateway: StartGateway
+) -> None:
+    settings.smtp.in_flow_delay = dt.timedelta(seconds=0.5)
+    gw = await start_gateway()
+    await _two_messages(gw)
+    await _backlog(db, settings, claim_age=0.0)
+    assert gw.inflow is not None
+    held = await asyncio.wait_for(gw.inflow.wait(), 30)
+    assert held >= 0.5  # held for the whole delay: the backlog did not move
+    before = _held_count()
+    data = plain_message(msgid="third@a.test")
+    refused, reply = await send(gw.relay_port, ["vanban@localhost"], data)
+    assert refused == {} and reply.code == 250  # held, then accepted: never refused
+    assert _held_count() == before + 1
+    assert len(await stored(db)) == 3
+
+
+async def test_the_hold_ends_when_the_pipeline_catches_up(
+    settings: Settings, db: Database, start_gateway: StartGateway
+) -> None:
+    settings.smtp.in_flow_delay = dt.timedelta(seconds=60)
+    gw = await start_gateway()
+    await _two_messages(gw)
+    ids = await _backlog(db, settings, claim_age=0.0)
+    assert gw.inflow is not None
+    waiting = asyncio.create_task(gw.inflow.wait())
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    async with db.transaction() as s:  # the pipeline takes the waiting message
+        await s.execute(
+            text("UPDATE messages SET state = 'processed' WHERE id = :i"), {"i": ids[1]}
+        )
+    held = await asyncio.wait_for(waiting, 30)
+    assert 0.3 <= held < 60
+
+
+async def test_nobody_waits_for_a_pipeline_that_is_not_taking_work(
+    settings: Settings, db: Database, start_gateway: StartGateway
+) -> None:
+    gw = await start_gateway()
+    await _two_messages(gw)
+    assert gw.inflow is not None
+    # A backlog and no claims at all (no pipeline runs), then a claim 10 s old (a pipeline
+    # busy on one long message): waiting would not help, so nobody is held.
+    await _backlog(db, settings, claim_age=None)
+    assert await gw.inflow.wait() == 0.0
+    await _backlog(db, settings, claim_age=10.0)
+    assert await gw.inflow.wait() == 0.0
+
+
+async def test_nobody_waits_when_the_pipeline_keeps_up(
+    settings: Settings, db: Database, start_gateway: StartGateway
+) -> None:
+    gw = await start_gateway()
+    assert gw.inflow is not None
+    assert await gw.inflow.wait() == 0.0  # nothing stored at all
+    await _two_messages(gw)
+    ids = await _backlog(db, settings, claim_age=0.0)
+    async with db.transaction() as s:  # both taken: nothing waits for the pipeline
+        await s.execute(
+            text("UPDATE messages SET claimed_until = now() + interval '5 min' WHERE id = :i"),
+            {"i": ids[1]},
+        )
+    await asyncio.sleep(2 * REFRESH)
+    assert await gw.inflow.wait() == 0.0
+    async with db.transaction() as s:  # one just arrived and unclaimed: within in_flow_lag
+        await s.execute(
+            text("UPDATE messages SET claimed_until = NULL, received_at = now() WHERE id = :i"),
+            {"i": ids[1]},
+        )
+    await asyncio.sleep(2 * REFRESH)
+    assert await gw.inflow.wait() == 0.0
+
+
+async def test_zero_delay_turns_pacing_off(
+    settings: Settings, db: Database, start_gateway: StartGateway
+) -> None:
+    settings.smtp.in_flow_delay = dt.timedelta(0)
+    gw = await start_gateway()
+    await _two_messages(gw)
+    await _backlog(db, settings, claim_age=0.0)
+    assert gw.inflow is not None and not gw.inflow.enabled
+    assert await gw.inflow.wait() == 0.0
+    refused, reply = await send(gw.relay_port, ["vanban@localhost"])
+    assert refused == {} and reply.code == 250
+
+
+async def test_an_unreadable_backlog_holds_nobody(settings: Settings, pg_server: PgServer) -> None:
+    missing = Database.connect(pg_server.url_for("edocgw_no_such_database"))
+    inflow = InFlow(settings, missing)
+    await inflow.start()
+    try:
+        assert await asyncio.wait_for(inflow.wait(), 30) == 0.0
+        assert await asyncio.wait_for(inflow.wait(), 30) == 0.0  # no new try within a second
+    finally:
+        await inflow.close()
+        await missing.close()
