@@ -18,6 +18,7 @@ from email.parser import BytesParser
 from email.policy import EmailPolicy, Policy
 from email.utils import getaddresses, parsedate_to_datetime
 
+from ._boundary import install as _install_boundary_matcher
 from .containers import expand_edxml, expand_tnef, expand_zip, make_attachment
 from .filetype import declared_mismatch
 from .limits import DEFAULT_LIMITS, Limits
@@ -65,6 +66,7 @@ class _HeaderCachePolicy(EmailPolicy):
 
 
 POLICY = _HeaderCachePolicy()
+_install_boundary_matcher()  # mailparse/_boundary.py: no regex compile per multipart
 
 
 class _LimitHit(Exception):
