@@ -47,24 +47,37 @@ async def claim_rows(
     order_by: Sequence[Any] = (),
     values: dict[str, Any] | None = None,
     returning: Sequence[Any] = (),
+    budget: tuple[Any, int] | None = None,
 ) -> Sequence[Any]:
     """`claim`, also setting `values` on the claimed rows and returning `returning` columns
     (after the id), all in the one statement: a worker can claim a batch, count an attempt
-    and read what it needs in a single round trip."""
+    and read what it needs in a single round trip. With *budget* (a weight column and a
+    total), rows are taken in order while the weights before each stay under the total:
+    always at least one, at most `limit`."""
+    order = [*order_by, model.id]
+    weight = [budget[0].label("weight")] if budget is not None else []
     picked = (
-        select(model.id)
+        select(model.id, *weight, *(c.label(f"o{i}") for i, c in enumerate(order)))
         .where(
             *where,
             or_(model.claimed_until.is_(None), model.claimed_until < func.now()),
         )
-        .order_by(*order_by, model.id)
+        .order_by(*order)
         .limit(limit)
         .with_for_update(skip_locked=True)
         .cte("picked")
     )
+    chosen = select(picked.c.id)
+    if budget is not None:  # a window cannot go with FOR UPDATE: it reads what was locked
+        before = (
+            func.sum(picked.c.weight).over(order_by=[picked.c[f"o{i}"] for i in range(len(order))])
+            - picked.c.weight
+        )
+        running = select(picked.c.id, before.label("before")).subquery("running")
+        chosen = select(running.c.id).where(running.c.before < budget[1])
     rows = await session.execute(
         update(model)
-        .where(model.id.in_(select(picked.c.id)))
+        .where(model.id.in_(chosen))
         .values(claimed_by=worker, claimed_until=func.now() + lease, **(values or {}))
         .returning(model.id, *returning)
         .execution_options(synchronize_session=False)

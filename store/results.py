@@ -90,17 +90,28 @@ class ClaimedMessage:
 
 
 async def claim_received(
-    session: AsyncSession, *, worker: str, lease: dt.timedelta, limit: int, inline_max: int
+    session: AsyncSession,
+    *,
+    worker: str,
+    lease: dt.timedelta,
+    limit: int,
+    inline_max: int,
+    max_bytes: int | None = None,
+    weight_max: int | None = None,
 ) -> list[ClaimedMessage]:
     """Claim up to *limit* `received` messages (oldest first), count one more attempt for
     each and return what processing needs, in one statement. The caller commits before
-    working, so an attempt that crashes the process is counted too."""
+    working, so an attempt that crashes the process is counted too. With *max_bytes*, the
+    messages before the last one taken total less than that (the first is always taken),
+    each counted at its size or *weight_max*, whichever is less."""
+    weight = Message.size if weight_max is None else func.least(Message.size, weight_max)
     rows = await claim_rows(
         session,
         Message,
         worker=worker,
         lease=lease,
         limit=limit,
+        budget=(weight, max_bytes) if max_bytes is not None else None,
         where=[Message.state == "received", Message.source != "internal"],
         order_by=[Message.received_at],
         values={"attempts": Message.attempts + 1},
