@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
@@ -20,6 +20,9 @@ from sqlalchemy.ext.asyncio import (
 
 from config import Settings
 from store.embedded import EmbeddedPostgres
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = logging.getLogger("edocgw.store")
 
@@ -39,6 +42,15 @@ def normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     return url
+
+
+async def close_pool(pool: asyncpg.Pool, seconds: float) -> None:
+    """Close one of the gateway's own asyncpg pools (the group commit's, the pacing's),
+    giving connections in use `seconds` to come back before they are cut."""
+    try:
+        await asyncio.wait_for(pool.close(), seconds)
+    except TimeoutError:
+        pool.terminate()
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from store.db import Database, asyncpg_dsn
+from store.db import Database, asyncpg_dsn, close_pool
 from store.messages import NewMessage, insert_messages
 
 log = logging.getLogger("edocgw.smtp")
@@ -106,10 +106,7 @@ class Committer:
             if not item.future.done():
                 item.future.set_exception(CommitError("service stopped"))
         if self._pool is not None:
-            try:
-                await asyncio.wait_for(self._pool.close(), 10)
-            except TimeoutError:
-                self._pool.terminate()
+            await close_pool(self._pool, 10)
 
     async def _writer(self) -> None:
         while True:

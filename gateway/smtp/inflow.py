@@ -27,7 +27,7 @@ import asyncpg
 from config import Settings
 from gateway import metrics
 from store.backlog import Backlog, read_backlog
-from store.db import Database, asyncpg_dsn
+from store.db import Database, asyncpg_dsn, close_pool
 
 log = logging.getLogger("edocgw.smtp")
 
@@ -64,10 +64,7 @@ class InFlow:
         if self._refresh is not None:
             self._refresh.cancel()
         if self._pool is not None:
-            try:
-                await asyncio.wait_for(self._pool.close(), 5)
-            except TimeoutError:
-                self._pool.terminate()
+            await close_pool(self._pool, 5)
 
     async def wait(self) -> float:
         """Hold the caller while the pipeline is behind, up to `in_flow_delay`; the seconds

@@ -58,13 +58,23 @@ def _held_count() -> float:
     return metrics.INFLOW_HELD._value.get()
 
 
+async def _behind(
+    settings: Settings, db: Database, start_gateway: StartGateway, delay: float
+) -> tuple[SmtpListener, list[int]]:
+    """A gateway with `in_flow_delay` = *delay* seconds whose pipeline is behind: it took the
+    older of two stored messages just now and the newer has waited 5 s."""
+    settings.smtp.in_flow_delay = dt.timedelta(seconds=delay)
+    gw = await start_gateway()
+    await _two_messages(gw)
+    ids = await _backlog(db, settings, claim_age=0.0)
+    assert gw.inflow is not None
+    return gw, ids
+
+
 async def test_new_mail_waits_while_the_pipeline_is_behind(
     settings: Settings, db: Database, start_gateway: StartGateway
 ) -> None:
-    settings.smtp.in_flow_delay = dt.timedelta(seconds=0.5)
-    gw = await start_gateway()
-    await _two_messages(gw)
-    await _backlog(db, settings, claim_age=0.0)
+    gw, _ = await _behind(settings, db, start_gateway, 0.5)
     assert gw.inflow is not None
     held = await asyncio.wait_for(gw.inflow.wait(), 30)
     assert held >= 0.5  # held for the whole delay: the backlog did not move
@@ -79,10 +89,7 @@ async def test_new_mail_waits_while_the_pipeline_is_behind(
 async def test_the_hold_ends_when_the_pipeline_catches_up(
     settings: Settings, db: Database, start_gateway: StartGateway
 ) -> None:
-    settings.smtp.in_flow_delay = dt.timedelta(seconds=60)
-    gw = await start_gateway()
-    await _two_messages(gw)
-    ids = await _backlog(db, settings, claim_age=0.0)
+    gw, ids = await _behind(settings, db, start_gateway, 60)
     assert gw.inflow is not None
     waiting = asyncio.create_task(gw.inflow.wait())
     await asyncio.sleep(0.3)
@@ -138,10 +145,7 @@ async def test_nobody_waits_when_the_pipeline_keeps_up(
 async def test_zero_delay_turns_pacing_off(
     settings: Settings, db: Database, start_gateway: StartGateway
 ) -> None:
-    settings.smtp.in_flow_delay = dt.timedelta(0)
-    gw = await start_gateway()
-    await _two_messages(gw)
-    await _backlog(db, settings, claim_age=0.0)
+    gw, _ = await _behind(settings, db, start_gateway, 0)
     assert gw.inflow is not None and not gw.inflow.enabled
     assert await gw.inflow.wait() == 0.0
     refused, reply = await send(gw.relay_port, ["vanban@localhost"])
