@@ -6,7 +6,21 @@ runs in worker processes of the gateway (gateway/processes/verify.py); :func:`ve
 is the inline path.
 """
 
-from signing import _fastnames
+import warnings
+
+from cryptography.utils import CryptographyDeprecationWarning
+
+# cryptography deprecates algorithms that the libraries below import at start-up (cryptography 51
+# warns when pyHanko imports its DSA key type). Such a notice is for those libraries' developers;
+# printed on stderr it broke the CLI's one-line answers and filled the service's log. Our own
+# code's deprecations still show.
+warnings.filterwarnings(
+    "ignore",
+    category=CryptographyDeprecationWarning,
+    module=r"(pyhanko|pyhanko_certvalidator|signxml|asn1crypto|oscrypto)(\.|$)",
+)
+
+from signing import _fastnames  # noqa: E402
 
 # before any certificate is compared: every module of this package compares names
 _fastnames.install()
