@@ -19,7 +19,7 @@ from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 
-from signing import _fasthex
+from signing import _fasthex, _fasttokens
 from signing import report as r
 from signing.cms import (
     CmsParseError,
@@ -32,6 +32,7 @@ from signing.report import SignatureReport
 from signing.trust import TrustStore
 
 _fasthex.install()
+_fasttokens.install()
 
 _ALLOWED_CHANGES = {
     ModificationLevel.NONE: "",
