@@ -11,7 +11,18 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Interval,
+    String,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import Delivery, Message
@@ -54,35 +65,87 @@ async def claim_rows(
     and read what it needs in a single round trip. With *budget* (a weight column and a
     total), rows are taken in order while the weights before each stay under the total:
     always at least one, at most `limit`."""
+    statement = claim_statement(
+        model,
+        where=where,
+        order_by=order_by,
+        values=values,
+        returning=returning,
+        weight=budget[0] if budget is not None else None,
+    )
+    return await execute_claim(
+        session,
+        statement,
+        worker=worker,
+        lease=lease,
+        limit=limit,
+        budget=budget[1] if budget is not None else None,
+    )
+
+
+def claim_statement(
+    model: Claimable,
+    *,
+    where: Sequence[ColumnElement[bool]] = (),
+    order_by: Sequence[Any] = (),
+    values: dict[str, Any] | None = None,
+    returning: Sequence[Any] = (),
+    weight: Any = None,
+) -> Any:
+    """The statement of `claim_rows`, its worker, lease, limit and budget left as parameters
+    (`execute_claim` fills them): a caller that claims often builds it once. Building it
+    with SQLAlchemy costs more CPU than PostgreSQL spends running it."""
     order = [*order_by, model.id]
-    weight = [budget[0].label("weight")] if budget is not None else []
+    weights = [weight.label("weight")] if weight is not None else []
     picked = (
-        select(model.id, *weight, *(c.label(f"o{i}") for i, c in enumerate(order)))
+        select(model.id, *weights, *(c.label(f"o{i}") for i, c in enumerate(order)))
         .where(
             *where,
             or_(model.claimed_until.is_(None), model.claimed_until < func.now()),
         )
         .order_by(*order)
-        .limit(limit)
+        .limit(bindparam("c_limit", type_=Integer))
         .with_for_update(skip_locked=True)
         .cte("picked")
     )
     chosen = select(picked.c.id)
-    if budget is not None:  # a window cannot go with FOR UPDATE: it reads what was locked
+    if weight is not None:  # a window cannot go with FOR UPDATE: it reads what was locked
         before = (
             func.sum(picked.c.weight).over(order_by=[picked.c[f"o{i}"] for i in range(len(order))])
             - picked.c.weight
         )
         running = select(picked.c.id, before.label("before")).subquery("running")
-        chosen = select(running.c.id).where(running.c.before < budget[1])
-    rows = await session.execute(
+        chosen = select(running.c.id).where(
+            running.c.before < bindparam("c_budget", type_=BigInteger)
+        )
+    return (
         update(model)
         .where(model.id.in_(chosen))
-        .values(claimed_by=worker, claimed_until=func.now() + lease, **(values or {}))
+        .values(
+            claimed_by=bindparam("c_worker", type_=String),
+            claimed_until=func.now() + bindparam("c_lease", type_=Interval),
+            **(values or {}),
+        )
         .returning(model.id, *returning)
         .execution_options(synchronize_session=False)
     )
-    return rows.all()
+
+
+async def execute_claim(
+    session: AsyncSession,
+    statement: Any,
+    *,
+    worker: str,
+    lease: dt.timedelta,
+    limit: int,
+    budget: int | None = None,
+    **params: Any,
+) -> Sequence[Any]:
+    """Run a `claim_statement` for *worker*; *params* fill the caller's own parameters."""
+    values: dict[str, Any] = {"c_worker": worker, "c_lease": lease, "c_limit": limit, **params}
+    if budget is not None:
+        values["c_budget"] = budget
+    return (await session.execute(statement, values)).all()
 
 
 async def release(session: AsyncSession, model: Claimable, ids: Sequence[int], worker: str) -> None:

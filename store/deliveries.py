@@ -8,11 +8,28 @@ twice. The caller commits; a `LostClaim` means roll the whole transaction back.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, any_, case, func, literal, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Interval,
+    Select,
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -103,6 +120,26 @@ async def claim_due(
     statement (one round trip): the envelope, the route, the documents' verdicts, whether a
     meeting invitation goes with it and, for messages up to `inline_raw` bytes, the raw
     bytes."""
+    rows = (
+        await session.execute(
+            _claim_due_statement(),
+            {"c_worker": worker, "c_lease": lease, "c_limit": limit, "c_inline_raw": inline_raw},
+        )
+    ).all()
+    out = []
+    for r in rows:
+        fields = r._asdict()
+        fields["doc_verdicts"] = tuple(fields["doc_verdicts"] or ())
+        out.append(ClaimedDelivery(**fields))
+    return out
+
+
+@functools.cache
+def _claim_due_statement() -> Select[Any]:
+    """`claim_due`'s statement, built once with its values as parameters: building it with
+    SQLAlchemy took about 1.2 ms of CPU per claim, several times the statement's own time in
+    PostgreSQL (a built statement also keeps its cache key, so SQLAlchemy finds its compiled
+    form without walking it again)."""
     picked = (
         select(Delivery.id)
         .where(
@@ -112,14 +149,18 @@ async def claim_due(
             or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < func.now()),
         )
         .order_by(Delivery.priority.desc(), Delivery.next_attempt_at, Delivery.id)
-        .limit(limit)
+        .limit(bindparam("c_limit", type_=Integer))
         .with_for_update(skip_locked=True)
         .cte("picked")
     )
     claimed = (
         update(Delivery)
         .where(Delivery.id.in_(select(picked.c.id)))
-        .values(claimed_by=worker, claimed_until=func.now() + lease, state="sending")
+        .values(
+            claimed_by=bindparam("c_worker", type_=String),
+            claimed_until=func.now() + bindparam("c_lease", type_=Interval),
+            state="sending",
+        )
         .returning(
             Delivery.id,
             Delivery.message_id,
@@ -138,43 +179,36 @@ async def claim_due(
         .where(Document.message_id == claimed.c.message_id)
         .scalar_subquery()
     )
-    rows = (
-        await session.execute(
-            select(
-                claimed.c.id,
-                claimed.c.message_id,
-                claimed.c.recipient,
-                claimed.c.agency_code,
-                claimed.c.priority,
-                claimed.c.attempts,
-                claimed.c.created_at,
-                claimed.c.warned_at,
-                Agency.route,
-                Agency.tls,
-                Agency.format,
-                Message.mail_from,
-                Message.source,
-                Message.peer,
-                Message.received_at,
-                Message.verdict,
-                Message.subject,
-                case((Message.size <= inline_raw, Message.raw), else_=None).label("raw"),
-                verdicts.label("doc_verdicts"),
-                Message.auth_results,
-                has_meeting(claimed.c.message_id).label("has_meeting"),
-            )
-            .select_from(claimed)
-            .join(Message, Message.id == claimed.c.message_id)
-            .outerjoin(Agency, Agency.code == claimed.c.agency_code)
-            .order_by(claimed.c.priority.desc(), claimed.c.next_attempt_at, claimed.c.id)
+    inline = Message.size <= bindparam("c_inline_raw", type_=Integer)
+    return (
+        select(
+            claimed.c.id,
+            claimed.c.message_id,
+            claimed.c.recipient,
+            claimed.c.agency_code,
+            claimed.c.priority,
+            claimed.c.attempts,
+            claimed.c.created_at,
+            claimed.c.warned_at,
+            Agency.route,
+            Agency.tls,
+            Agency.format,
+            Message.mail_from,
+            Message.source,
+            Message.peer,
+            Message.received_at,
+            Message.verdict,
+            Message.subject,
+            case((inline, Message.raw), else_=None).label("raw"),
+            verdicts.label("doc_verdicts"),
+            Message.auth_results,
+            has_meeting(claimed.c.message_id).label("has_meeting"),
         )
-    ).all()
-    out = []
-    for r in rows:
-        fields = r._asdict()
-        fields["doc_verdicts"] = tuple(fields["doc_verdicts"] or ())
-        out.append(ClaimedDelivery(**fields))
-    return out
+        .select_from(claimed)
+        .join(Message, Message.id == claimed.c.message_id)
+        .outerjoin(Agency, Agency.code == claimed.c.agency_code)
+        .order_by(claimed.c.priority.desc(), claimed.c.next_attempt_at, claimed.c.id)
+    )
 
 
 async def next_due_at(session: AsyncSession) -> dt.datetime | None:

@@ -14,17 +14,18 @@ by the claim: only messages still `received` and claimed by the writer are writt
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import Integer, bindparam, case, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import deliveries, events, signatures
-from store.claims import claim_rows
+from store.claims import claim_statement, execute_claim
 from store.db import CHANNEL_DELIVERIES
 from store.events import append_event
 from store.models import Message
@@ -104,14 +105,32 @@ async def claim_received(
     working, so an attempt that crashes the process is counted too. With *max_bytes*, the
     messages before the last one taken total less than that (the first is always taken),
     each counted at its size or *weight_max*, whichever is less."""
-    weight = Message.size if weight_max is None else func.least(Message.size, weight_max)
-    rows = await claim_rows(
+    rows = await execute_claim(
         session,
-        Message,
+        _claim_received_statement(max_bytes is not None, weight_max),
         worker=worker,
         lease=lease,
         limit=limit,
-        budget=(weight, max_bytes) if max_bytes is not None else None,
+        budget=max_bytes,
+        c_inline_max=inline_max,
+    )
+    return sorted(
+        (
+            ClaimedMessage(r[0], r[1], r[2], r[3] or "", list(r[4] or []), r[5], r[6], r[7], r[8])
+            for r in rows
+        ),
+        key=lambda m: m.id,
+    )
+
+
+@functools.cache
+def _claim_received_statement(budget: bool, weight_max: int | None) -> Any:
+    """`claim_received`'s statement, built once per shape (see `claim_statement`)."""
+    weight = Message.size if weight_max is None else func.least(Message.size, weight_max)
+    inline = Message.size <= bindparam("c_inline_max", type_=Integer)
+    return claim_statement(
+        Message,
+        weight=weight if budget else None,
         where=[Message.state == "received", Message.source != "internal"],
         order_by=[Message.received_at],
         values={"attempts": Message.attempts + 1},
@@ -121,17 +140,10 @@ async def claim_received(
             Message.mail_from,
             Message.rcpt_to,
             Message.size,
-            case((Message.size <= inline_max, Message.raw), else_=None),
+            case((inline, Message.raw), else_=None),
             Message.auth_results,
             Message.header_from,
         ],
-    )
-    return sorted(
-        (
-            ClaimedMessage(r[0], r[1], r[2], r[3] or "", list(r[4] or []), r[5], r[6], r[7], r[8])
-            for r in rows
-        ),
-        key=lambda m: m.id,
     )
 
 
