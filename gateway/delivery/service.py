@@ -32,7 +32,7 @@ from gateway.delivery.wire import Outgoing
 from gateway.runner import Runner
 from gateway.senderauth.results import strip_own_results
 from store import deliveries as repo
-from store.db import CHANNEL_DELIVERIES, Database, asyncpg_dsn
+from store.db import CHANNEL_DELIVERIES, Database, asyncpg_dsn, connection_lost
 from store.deliveries import ClaimedDelivery, LostClaim
 from store.rawbytes import read_raw_sliced
 
@@ -290,6 +290,21 @@ class DeliveryService(Runner[ClaimedDelivery]):
                         _fail(one[2], e1)
 
     async def _write_batch(
+        self, batch: list[tuple[ClaimedDelivery, Result, asyncio.Future[bool]]]
+    ) -> None:
+        """Record *batch*; once more on a fresh connection when the first one was dead (a
+        restarted server): these messages were sent, and an outcome left unrecorded sends
+        them again when the lease runs out. Recording is fenced on the claim, so a second
+        write after a first that did commit changes nothing."""
+        try:
+            await self._write_batch_once(batch)
+        except Exception as e:
+            if not connection_lost(e):
+                raise
+            log.info("recording deliveries on a fresh connection", extra={"error": repr(e)})
+            await self._write_batch_once(batch)
+
+    async def _write_batch_once(
         self, batch: list[tuple[ClaimedDelivery, Result, asyncio.Future[bool]]]
     ) -> None:
         async with self.db.transaction() as s:

@@ -1,14 +1,21 @@
 """A send that outlives the claim's lease: the running delivery keeps its claim renewed, so a
-second delivery service on the same database never sends the same row again."""
+second delivery service on the same database never sends the same row again. A send whose
+database connections die meanwhile is still recorded, not sent again when the lease ends."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+
+import asyncpg
 from sqlalchemy import select
 
+from store.db import asyncpg_dsn
 from store.models import Delivery
 from tests.delivery.support import (
     Recorder,
     add_agency,
+    events,
     make_raw,
     put_message,
     start_sink,
@@ -44,3 +51,43 @@ async def _sending(db, d_id: int) -> bool:
     async with db.sessions() as s:
         row = (await s.execute(select(Delivery).where(Delivery.id == d_id))).scalar_one()
     return row.claimed_by is not None
+
+
+@dataclass
+class _DropsConnections(Recorder):
+    """Before its first 250, cuts every database connection but its own (what a PostgreSQL
+    restart does to the gateway while a send is in flight)."""
+
+    db_url: str = ""
+    dropped: int = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001
+        if not self.dropped:
+            conn = await asyncpg.connect(asyncpg_dsn(self.db_url), timeout=10)
+            try:
+                self.dropped = await conn.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            finally:
+                await conn.close()
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_a_send_whose_database_connections_died_is_recorded_not_sent_again(
+    db, db_url, dsettings, run_service
+):
+    dsettings.gateway.claim_timeout = "2s"  # type: ignore[assignment]
+    rec = _DropsConnections(db_url=db_url)
+    dest = await start_sink(rec)
+    await add_agency(db, AGENCY, INBOX, dest.route)
+    _, (d_id,) = await put_message(db, make_raw(), [(INBOX, AGENCY, 0)])
+
+    await run_service(dsettings)
+    await wait_until(lambda: state_is(db, d_id, "delivered"), 15, "delivered")
+    assert rec.dropped > 0, "the sink cut the gateway's connections"
+    await asyncio.sleep(3)  # past the lease: an unrecorded send would go out again now
+
+    assert len(dest.got) == 1, "sent once"
+    assert [e.kind for e in await events(db, delivery_id=d_id)] == ["attempt", "delivered"]
+    await dest.close()
