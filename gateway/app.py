@@ -47,6 +47,7 @@ def build_components(settings: Settings, db: Database) -> list[Component]:
     from gateway.imap import ImapFetcher
     from gateway.pipeline import Pipeline
     from gateway.processes.supervisor import WORKER_ROLES, WorkerProcesses
+    from gateway.recentraw import RecentRaw
     from gateway.smtp import SmtpListener
 
     roles = set(settings.gateway.roles)
@@ -63,10 +64,11 @@ def build_components(settings: Settings, db: Database) -> list[Component]:
             EventSealer(db, chain_key=chain_key, witness=witness_path(settings)),
             RetentionSweeper(db, settings.logging.retention),
         ]
+    recent = RecentRaw()  # what the pipeline read, for the delivery beside it
     if "pipeline" in roles and "pipeline" not in delegated:
-        components.append(Pipeline(settings, db))
+        components.append(Pipeline(settings, db, recent_raw=recent))
     if "delivery" in roles and "delivery" not in delegated:
-        components.append(DeliveryService(settings, db))
+        components.append(DeliveryService(settings, db, recent_raw=recent))
     if "admin" in roles and settings.admin.enabled:
         components.append(AdminServer(settings, db, components))  # /healthz sees the list
     if "intake" in roles:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     ColumnElement,
     Integer,
     Interval,
@@ -113,19 +115,22 @@ async def claim_due(
     lease: dt.timedelta,
     limit: int,
     inline_raw: int = INLINE_RAW,
+    cached: Sequence[int] = (),
 ) -> list[ClaimedDelivery]:
     """Claim up to `limit` due deliveries, most urgent first, then the longest due (a retry that
     falls due again queues behind mail that has waited longer, so a destination that keeps
     failing cannot starve the others), mark them sending and read what sending needs, in one
     statement (one round trip): the envelope, the route, the documents' verdicts, whether a
     meeting invitation goes with it and, for messages up to `inline_raw` bytes, the raw
-    bytes."""
-    rows = (
-        await session.execute(
-            _claim_due_statement(),
-            {"c_worker": worker, "c_lease": lease, "c_limit": limit, "c_inline_raw": inline_raw},
-        )
-    ).all()
+    bytes, except for the messages in `cached` (the caller has their bytes already)."""
+    params = {
+        "c_worker": worker,
+        "c_lease": lease,
+        "c_limit": limit,
+        "c_inline_raw": inline_raw,
+        "c_cached": list(cached),
+    }
+    rows = (await session.execute(_claim_due_statement(), params)).all()
     out = []
     for r in rows:
         fields = r._asdict()
@@ -179,7 +184,10 @@ def _claim_due_statement() -> Select[Any]:
         .where(Document.message_id == claimed.c.message_id)
         .scalar_subquery()
     )
-    inline = Message.size <= bindparam("c_inline_raw", type_=Integer)
+    inline = and_(
+        Message.size <= bindparam("c_inline_raw", type_=Integer),
+        ~(Message.id == any_(bindparam("c_cached", type_=ARRAY(BigInteger)))),
+    )
     return (
         select(
             claimed.c.id,

@@ -18,6 +18,7 @@ import os
 import secrets
 import socket
 from collections.abc import Sequence
+from dataclasses import replace
 
 from config import Settings
 from gateway.delivery import invitations
@@ -29,6 +30,7 @@ from gateway.delivery.route import RouteInput, resolve, shared_resolver
 from gateway.delivery.smtp import Result, Target, Timeouts, TlsContexts
 from gateway.delivery.trace import line_ending, trace_headers
 from gateway.delivery.wire import Outgoing
+from gateway.recentraw import RecentRaw
 from gateway.runner import Runner
 from gateway.senderauth.results import strip_own_results
 from store import deliveries as repo
@@ -50,8 +52,16 @@ class DeliveryService(Runner[ClaimedDelivery]):
     backoff_max = 10.0
     done_after_handle = False  # each claimed row is sent by a task of its own
 
-    def __init__(self, settings: Settings, db: Database, *, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        worker_id: str | None = None,
+        recent_raw: RecentRaw | None = None,
+    ) -> None:
         super().__init__()
+        self.recent_raw = recent_raw  # what this process's pipeline just read
         self.settings = settings
         self.db = db
         self.dsn = asyncpg_dsn(db.url)
@@ -91,8 +101,23 @@ class DeliveryService(Runner[ClaimedDelivery]):
 
     async def claim(self, worker: str) -> Sequence[ClaimedDelivery]:
         self._asked = self.slots - len(self._sending)
+        recent = self.recent_raw
         async with self.db.transaction() as s:
-            return await repo.claim_due(s, worker=self.worker, lease=self.lease, limit=self._asked)
+            claimed = await repo.claim_due(
+                s,
+                worker=self.worker,
+                lease=self.lease,
+                limit=self._asked,
+                cached=recent.ids() if recent is not None else (),
+            )
+        if recent is None:
+            return claimed
+        # a message the pipeline just read comes from memory (one not there any more is read
+        # from the database when it is sent, as a big message is)
+        return [
+            replace(d, raw=raw) if d.raw is None and (raw := recent.get(d.message_id)) else d
+            for d in claimed
+        ]
 
     async def handle(self, worker: str, batch: Sequence[ClaimedDelivery]) -> None:
         for d in batch:

@@ -33,6 +33,7 @@ from gateway.pipeline.analyse import Analyser, analyse_content, parse_limits
 from gateway.pipeline.batch import BatchPreparer, Job
 from gateway.pipeline.pools import Pools, SignatureVerifier
 from gateway.pipeline.writer import NoticesFn, ResultWriter, error_text
+from gateway.recentraw import RecentRaw
 from gateway.runner import Runner
 from store.db import CHANNEL_RECEIVED, Database, asyncpg_dsn
 from store.results import ClaimedMessage, claim_received, release_unfinished
@@ -86,8 +87,10 @@ class Pipeline(Runner[ClaimedMessage]):
         warm_verifier: bool = True,
         batch_size: int = BATCH_SIZE,
         analysis_threads: bool = False,  # see pipeline/pools.py: for tests that share state
+        recent_raw: RecentRaw | None = None,
     ) -> None:
         super().__init__()
+        self.recent_raw = recent_raw  # for the delivery in this process (gateway/recentraw.py)
         self.settings = settings
         self.db = db
         self.dsn = asyncpg_dsn(db.url)
@@ -174,6 +177,10 @@ class Pipeline(Runner[ClaimedMessage]):
 
     async def _run(self, worker: str, msgs: list[ClaimedMessage], deadline: float) -> None:
         started = time.monotonic()
+        if self.recent_raw is not None:
+            for m in msgs:
+                if m.raw is not None:
+                    self.recent_raw.put(m.id, m.raw)
         jobs = [Job(m, self.spool_root / f"{m.id}-{uuid.uuid4().hex[:12]}") for m in msgs]
         await self.preparer.prepare(jobs, deadline)
         ready = [j for j in jobs if j.error is None]
