@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+import signing  # noqa: F401  (first: its filter of cryptography's notices to pyHanko, signxml)
+
 OPENSSL = "/usr/bin/openssl"
 UTC = dt.UTC
 
