@@ -3,9 +3,9 @@
 A message is read from the database by the pipeline's claim and, moments later, by the
 delivery's claim of each of its deliveries: the same bytes, de-TOASTed and sent over the
 socket twice. When pipeline and delivery run in one process (the default), the delivery
-takes them from here instead (issue 17: the second read of a 200 KB message cost PostgreSQL
-and the worker about as much as the rest of delivering it). Stored mail never changes, so
-a copy kept here is always right; one not here is read from the database as before.
+takes them from here instead (issue 17: a second read of a 200 KB message costs PostgreSQL
+about 0.45 ms of CPU and the worker 0.05 ms). Stored mail never changes, so a copy kept here
+is always right; one not here is read from the database as before.
 
 Bounded by count and bytes; only messages worth a second read (from `min_size`) are kept,
 since the claim sends the kept ids to PostgreSQL.
@@ -36,7 +36,7 @@ class RecentRaw:
         self.max_bytes, self.max_items = max_bytes, max_items
         self._items: OrderedDict[int, bytes] = OrderedDict()
         self._bytes = 0
-        self.hits = 0  # for tests and the benchmark
+        self.hits = 0  # deliveries served from here (for tests)
 
     def put(self, message_id: int, raw: bytes) -> None:
         if not self.min_size <= len(raw) <= self.max_item or message_id in self._items:
