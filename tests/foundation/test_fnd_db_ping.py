@@ -7,11 +7,23 @@ then serves fresh connections.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import asyncpg
 import pytest
 from sqlalchemy import text
 
 from store.db import Database, asyncpg_dsn, connection_lost
+
+
+@asynccontextmanager
+async def _pool(db_url: str, *, size: int, ping_idle: float) -> AsyncIterator[Database]:
+    db = Database.connect(db_url, pool_size=size, ping_idle=ping_idle)
+    try:
+        yield db
+    finally:
+        await db.close()
 
 
 async def _backend_pid(db: Database) -> int:
@@ -33,28 +45,22 @@ async def _kill(db_url: str, pid: int) -> None:
 
 
 async def test_an_idle_connection_the_server_dropped_is_replaced_unseen(db_url: str):
-    db = Database.connect(db_url, pool_size=1, ping_idle=0.0)
-    try:
+    async with _pool(db_url, size=1, ping_idle=0.0) as db:
         first = await _backend_pid(db)
         await _kill(db_url, first)
         second = await _backend_pid(db)  # pinged at checkout, found dead, replaced
         assert second != first
         assert await _backend_pid(db) == second, "the fresh connection is kept"
-    finally:
-        await db.close()
 
 
 async def test_a_busy_connection_fails_once_then_the_pool_is_fresh(db_url: str):
-    db = Database.connect(db_url, pool_size=2, ping_idle=3600.0)
-    try:
+    async with _pool(db_url, size=2, ping_idle=3600.0) as db:
         first = await _backend_pid(db)
         await _kill(db_url, first)
         with pytest.raises(Exception) as failed:  # not pinged: it was in use a moment ago
             await _backend_pid(db)
         assert connection_lost(failed.value), repr(failed.value)
         assert await _backend_pid(db) != first
-    finally:
-        await db.close()
 
 
 def test_other_errors_are_not_lost_connections():
