@@ -80,6 +80,31 @@ async def test_a_server_receives_what_data_would_deliver(sink) -> None:  # noqa:
     assert rec.got[0].startswith(b"Subject: big\r\n\r\n.leading dot 0\r\nbare LF 0\r\n")
 
 
+async def test_pieces_of_every_size_arrive_as_one_message(sink) -> None:  # noqa: ANN001
+    """Signature and trace headers, a body longer than one write and a short tail: sent in
+    grouped writes, the server gets what `data()` of the joined message gives it."""
+    ctl, rec = sink
+    body = b"".join(b".line %d of the body\r\n" % i for i in range(120_000))
+    msg = Outgoing(
+        b"DKIM-Signature: v=1\r\n", b"Received: by x\r\n", b"Subject: s\r\n\r\n", body, b"tail"
+    )
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=ctl.port, timeout=30, start_tls=False)
+    await client.connect()
+    try:
+        for sender in (send_data, None):
+            await client.mail("a@tayninh.gov.vn")
+            await client.rcpt("b@dich.gov.vn")
+            if sender is None:
+                resp = await client.data(bytes(msg))
+            else:
+                resp = await sender(client, msg, 30)
+            assert resp.code == 250
+    finally:
+        await client.quit()
+    assert len(rec.got) == 2 and rec.got[0] == rec.got[1]
+    assert rec.got[0].endswith(b".line 119999 of the body\r\ntail\r\n")
+
+
 async def test_a_refused_message_raises_as_data_does(sink) -> None:  # noqa: ANN001
     ctl, rec = sink
 
