@@ -138,29 +138,16 @@ def event_hash(
     return hashlib.sha256((prev_hash + content).encode()).hexdigest()
 
 
-async def seal_events(session: AsyncSession, limit: int = 5000) -> int:
+SEAL_LIMIT = 5000
+
+
+async def seal_events(session: AsyncSession, limit: int = SEAL_LIMIT) -> int:
     """Chain up to `limit` unsealed events; returns how many were sealed. Commit is the caller's."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SEAL_LOCK})
-    last = (
-        await session.execute(
-            select(Event.chain_seq, Event.hash)
-            .where(Event.chain_seq.is_not(None))
-            .order_by(Event.chain_seq.desc())
-            .limit(1)
-        )
-    ).first()
+    await session.execute(_LOCK, {"k": _SEAL_LOCK})
+    last = (await session.execute(_HEAD)).first()
     seq: int = (last[0] or 0) if last else 0
     prev: str = (last[1] or GENESIS) if last else GENESIS
-    rows = (
-        await session.execute(
-            select(
-                Event.id, Event.at, Event.message_id, Event.delivery_id, Event.kind, Event.detail
-            )
-            .where(Event.chain_seq.is_(None))
-            .order_by(Event.id)
-            .limit(limit)
-        )
-    ).all()
+    rows = (await session.execute(_UNSEALED, {"n": limit})).all()
     ids: list[int] = []
     seqs: list[int] = []
     prevs: list[str] = []
@@ -178,6 +165,16 @@ async def seal_events(session: AsyncSession, limit: int = 5000) -> int:
     return len(ids)
 
 
+# Built once: SQLAlchemy spent more CPU constructing these selects and walking them for their
+# cache keys on every round than PostgreSQL spent running them.
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+_HEAD = text(
+    "SELECT chain_seq, hash FROM events WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1"
+)
+_UNSEALED = text(
+    "SELECT id, at, message_id, delivery_id, kind, detail FROM events "
+    "WHERE chain_seq IS NULL ORDER BY id LIMIT :n"
+).columns(Event.id, Event.at, Event.message_id, Event.delivery_id, Event.kind, Event.detail)
 _SEAL = text(
     """UPDATE events e SET chain_seq = v.seq, prev_hash = v.prev, hash = v.h
        FROM unnest(CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]), CAST(:prevs AS text[]),
@@ -227,7 +224,7 @@ async def checkpoint(
     """Sign the chain head into event_checkpoints, unless it is already checkpointed or the
     last checkpoint is younger than `min_interval` seconds (0: always). Returns the one
     written, if any. Runs under the sealing lock, so the head cannot move meanwhile."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SEAL_LOCK})
+    await session.execute(_LOCK, {"k": _SEAL_LOCK})
     head = (
         await session.execute(
             select(Event.chain_seq, Event.id, Event.hash)

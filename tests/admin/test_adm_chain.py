@@ -4,6 +4,7 @@ row; an untouched log verifies."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -137,3 +138,31 @@ async def test_the_witness_file_finds_a_cut_with_its_checkpoints_deleted(
     witness_path(settings).write_text("{not json", encoding="utf-8")
     code, out, err = await run(config_file, "log", "--verify")
     assert code == 1 and "event chain witness" in err and "Traceback" not in err
+
+
+async def test_a_burst_is_checkpointed_once_the_interval_has_passed(
+    settings: Settings, db: Database, seeded: Seeded
+) -> None:
+    """The sealer asks for no checkpoint the database would call too young, but one that was
+    too young is still written a round later, when nothing new has been sealed meanwhile."""
+    key = load_chain_key(settings, create=True)
+    assert key is not None
+    sealer = EventSealer(db, chain_key=key)
+
+    async def checkpoints() -> list[int]:
+        async with db.transaction() as s:
+            rows = await s.execute(text("SELECT chain_seq FROM event_checkpoints ORDER BY id"))
+            return [r.chain_seq for r in rows]
+
+    await sealer.seal_now(checkpoint_interval=1.0)
+    first = await checkpoints()
+    assert first == [(await head(db))[0]]
+    await add_events(db, 3, "burst")
+    assert await sealer.seal_now(checkpoint_interval=1.0) == 3
+    assert await checkpoints() == first  # too young: not asked for
+    await asyncio.sleep(1.1)
+    assert await sealer.seal_now(checkpoint_interval=1.0) == 0
+    assert await checkpoints() == [*first, (await head(db))[0]]
+    await asyncio.sleep(1.1)
+    await sealer.seal_now(checkpoint_interval=1.0)  # nothing new: nothing to sign
+    assert len(await checkpoints()) == 2
