@@ -365,6 +365,16 @@ def _kind_of(proc) -> str:  # noqa: ANN001
     return "analysis" if "pdfium" in maps else "verify"
 
 
+def machine_share() -> tuple[float, float, float]:
+    """CPU seconds this process (the client and both sinks) has used, and the machine's idle
+    and total CPU seconds so far: a load the bench itself starves, or one that leaves the
+    cores idle, shows in these."""
+    import psutil
+
+    t, c = os.times(), psutil.cpu_times()
+    return t.user + t.system, c.idle, sum(c)
+
+
 class CpuMeter:
     """CPU seconds the gateway's processes used, by kind: intake (the serve process), workers
     (its pipeline + delivery children), the analysis and verify processes, postgres.
@@ -465,6 +475,40 @@ class Profiler:
                     print(f"    {label:<5} {100 * c / n:5.1f}%  {f[:150]}")
 
 
+def with_statements(pg) -> str:  # noqa: ANN001
+    """Restart the embedded server with pg_stat_statements loaded; returns its URL."""
+    pg.server.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';")
+    pg.stop()
+    return pg.start()
+
+
+async def top_statements(url: str, messages: int, top: int = 15) -> str:
+    """The statements PostgreSQL spent most time executing (wall time, every load and the
+    idle runs), per message sent to edocgw."""
+    import asyncpg
+
+    from store.db import asyncpg_dsn
+
+    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        rows = await conn.fetch(
+            """SELECT calls, total_exec_time, rows, shared_blks_dirtied, wal_bytes,
+                      regexp_replace(query, '\\s+', ' ', 'g') AS q
+               FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT $1""",
+            top,
+        )
+    finally:
+        await conn.close()
+    out = [f"PostgreSQL statements by execution time (per message, {messages} messages):"]
+    for r in rows:
+        out.append(
+            f"  {r['total_exec_time'] / messages:7.3f} ms {r['calls'] / messages:6.2f} calls "
+            f"{r['wal_bytes'] / messages / 1024:8.1f} KB WAL  {r['q'][:140]}"
+        )
+    return "\n".join(out)
+
+
 async def stage_breakdown(url: str) -> str:
     """Where edocgw's latency goes: accept → deliveries created (pipeline) → delivered."""
     import asyncpg
@@ -518,6 +562,11 @@ def main() -> int:
         metavar="SECTION.KEY=TOML",
         help="override a gateway setting, e.g. --set gateway.worker_processes=2 (repeatable)",
     )
+    ap.add_argument(
+        "--statements",
+        action="store_true",
+        help="load pg_stat_statements and print the statements PostgreSQL spent most time on",
+    )
     ap.add_argument("--log", metavar="FILE", help="append the gateway's log lines to FILE")
     ap.add_argument(
         "--only",
@@ -551,6 +600,8 @@ def main() -> int:
     workers: Gateway | None = None
     try:
         url = pg.start()
+        if args.statements:
+            url = with_statements(pg)
         gw = Gateway(
             tmp,
             url,
@@ -596,10 +647,17 @@ def main() -> int:
             att = pdf if load.name == "signed PDF" else None
             tag = load.name.split()[0].lower()
             rows = {}
+            shares: dict[str, tuple[float, float]] = {}
             for name, port, sink in (("edocgw", gw.port, gw_sink), ("postfix", pf.port, pf_sink)):
                 msgs = [make_message(f"{tag}-{name}", i, att, size) for i in range(load.count)]
                 before = cpu.snapshot() if name == "edocgw" else {}
+                own0, idle0, all0 = machine_share()
                 r = rows[name] = run_load(port, sink, load, msgs)
+                own1, idle1, all1 = machine_share()
+                shares[name] = (
+                    (own1 - own0) * 1000 / load.count,
+                    (idle1 - idle0) / max(all1 - all0, 1e-9),
+                )
                 if name == "edocgw":
                     after = cpu.snapshot()
                     used = {k: (after[k] - before[k]) * 1000 / load.count for k in after}
@@ -613,6 +671,13 @@ def main() -> int:
                 f"{'':<12} edocgw CPU ms/message: "
                 + ", ".join(f"{k} {v:.1f}" for k, v in used.items())
                 + f"; total {sum(used.values()):.1f}",
+                flush=True,
+            )
+            print(
+                f"{'':<12} bench client + sinks CPU ms/message: "
+                + ", ".join(f"beside {k} {v[0]:.1f}" for k, v in shares.items())
+                + "; machine idle: "
+                + ", ".join(f"{k} {v[1]:.0%}" for k, v in shares.items()),
                 flush=True,
             )
             ratio = rows["edocgw"]["e2e_rate"] / max(rows["postfix"]["e2e_rate"], 1e-9)
@@ -635,6 +700,8 @@ def main() -> int:
             )
             ok &= len(lat) == IDLE_COUNT
         print(asyncio.run(stage_breakdown(url)))
+        if args.statements:
+            print(asyncio.run(top_statements(url, sum(x.count for x in loads))))
         rss = f"{gw.peak_rss_mb():.0f} MB" + (
             f" + workers {workers.peak_rss_mb():.0f} MB" if workers else ""
         )
