@@ -230,3 +230,40 @@ async def test_retries_falling_due_do_not_starve_mail_that_waited_longer(db, set
     async with db.transaction() as s:
         claimed = await repo.claim_due(s, worker="w1", lease=LEASE, limit=10)
     assert sorted(c.id for c in claimed) == sorted(fresh)
+
+
+async def test_an_idle_worker_waits_for_the_earliest_due_or_stranded_delivery(db, settings):
+    """The next look is when a deferred delivery falls due or a dead worker's claim ends,
+    whichever is first; a delivery to a paused destination does not count."""
+    from store.models import Destination
+
+    now = dt.datetime.now(dt.UTC)
+    async with db.transaction() as s:
+        assert await repo.next_due_at(s) is None
+    _, (later, paused, stranded) = await put_message(
+        db,
+        make_raw(subject="chờ"),
+        [("a@ok.gov.vn", None, 0), ("b@down.gov.vn", None, 0), ("c@ok.gov.vn", None, 0)],
+    )
+    async with db.transaction() as s:
+        for did, state, due in (
+            (later, "deferred", now + dt.timedelta(minutes=10)),
+            (paused, "deferred", now + dt.timedelta(minutes=1)),
+        ):
+            await s.execute(
+                update(Delivery).where(Delivery.id == did).values(state=state, next_attempt_at=due)
+            )
+        await s.execute(
+            update(Delivery)
+            .where(Delivery.id == stranded)
+            .values(state="sending", claimed_by="gone", claimed_until=now + dt.timedelta(minutes=5))
+        )
+        s.add(Destination(key="down.gov.vn", paused_until=now + dt.timedelta(hours=1)))
+    async with db.transaction() as s:
+        due = await repo.next_due_at(s)
+    assert due is not None and abs(due - (now + dt.timedelta(minutes=5))) < dt.timedelta(seconds=1)
+    async with db.transaction() as s:
+        await s.execute(update(Delivery).where(Delivery.id == stranded).values(state="delivered"))
+    async with db.transaction() as s:
+        due = await repo.next_due_at(s)
+    assert due is not None and abs(due - (now + dt.timedelta(minutes=10))) < dt.timedelta(seconds=1)
