@@ -84,6 +84,17 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[Transaction]:
+        """A session whose statements each commit on their own, for work that is one statement
+        (a claim, a look-up): SQLAlchemy's asyncpg dialect sends BEGIN and COMMIT as round
+        trips of their own, two on top of the one that does the work. Never for work of
+        several statements that must stand or fall together: use `transaction()`."""
+        async with self.engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with AsyncSession(bind=auto, expire_on_commit=False) as session:
+                yield session
+
     async def upgrade(self) -> list[str]:
         """Bring the schema to the newest revision; returns the revisions applied."""
         from store.migrate import upgrade_connection

@@ -102,7 +102,7 @@ class DeliveryService(Runner[ClaimedDelivery]):
     async def claim(self, worker: str) -> Sequence[ClaimedDelivery]:
         self._asked = self.slots - len(self._sending)
         recent = self.recent_raw
-        async with self.db.transaction() as s:
+        async with self.db.autocommit() as s:  # one statement
             claimed = await repo.claim_due(
                 s,
                 worker=self.worker,
@@ -145,7 +145,7 @@ class DeliveryService(Runner[ClaimedDelivery]):
     async def idle_timeout(self) -> float:
         poll = self.poll_interval
         try:
-            async with self.db.transaction() as s:
+            async with self.db.autocommit() as s:
                 due = await repo.next_due_at(s)
         except asyncio.CancelledError:
             raise

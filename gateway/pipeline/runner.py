@@ -132,7 +132,7 @@ class Pipeline(Runner[ClaimedMessage]):
         await self.pools.close()
 
     async def claim(self, worker: str) -> Sequence[ClaimedMessage]:
-        async with self.db.transaction() as s:
+        async with self.db.autocommit() as s:  # one statement, committed before the work
             return await claim_received(
                 s,
                 worker=worker,

@@ -66,3 +66,27 @@ async def test_a_busy_connection_fails_once_then_the_pool_is_fresh(db_url: str):
 def test_other_errors_are_not_lost_connections():
     assert not connection_lost(ValueError("x"))
     assert not connection_lost(RuntimeError("connection"))
+
+
+async def test_autocommit_statements_stand_alone_and_the_connection_goes_back_transactional(
+    db_url: str,
+):
+    """`autocommit()` (for one-statement claims): each statement is committed by itself, so a
+    failing second statement leaves the first; the same pooled connection then serves
+    `transaction()` with its all-or-nothing again."""
+    async with _pool(db_url, size=1, ping_idle=3600.0) as db:
+        async with db.transaction() as s:
+            await s.execute(text("CREATE TABLE IF NOT EXISTS ac_probe (v int PRIMARY KEY)"))
+            await s.execute(text("TRUNCATE ac_probe"))
+        with pytest.raises(Exception, match="duplicate key"):
+            async with db.autocommit() as s:
+                await s.execute(text("INSERT INTO ac_probe VALUES (1)"))
+                await s.execute(text("INSERT INTO ac_probe VALUES (1)"))
+        with pytest.raises(Exception, match="duplicate key"):
+            async with db.transaction() as s:
+                await s.execute(text("INSERT INTO ac_probe VALUES (2)"))
+                await s.execute(text("INSERT INTO ac_probe VALUES (1)"))
+        async with db.transaction() as s:
+            rows = (await s.execute(text("SELECT v FROM ac_probe ORDER BY v"))).scalars().all()
+            await s.execute(text("DROP TABLE ac_probe"))
+        assert rows == [1], "the autocommitted row stays; the failed transaction left nothing"
