@@ -15,6 +15,9 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import example, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from config import Settings
 from config.settings import DkimSettings
@@ -129,3 +132,17 @@ def test_forged_results_in_the_gateways_name_are_cut_and_nothing_else(field: byt
     assert strip_own_results(lf, GW) == out.replace(b"\r\n", b"\n")
     clean = b"From: a@a.vn\r\n" + keep + body
     assert strip_own_results(clean, GW) is clean
+
+
+@hyp_settings(max_examples=400, deadline=None)
+@example([b"a: b", b"\n", b"\n", b"body", b"\r\n", b"\r\n"])  # bare LF blank line first
+@example([b"a: b", b"\r\n", b"\r\n", b"body", b"\n", b"\n"])
+@given(st.lists(st.sampled_from([b"\r\n", b"\n", b"\r", b"a", b": ", b" "]), max_size=40))
+def test_the_header_block_ends_where_the_first_blank_line_starts(pieces) -> None:  # noqa: ANN001
+    """_header_end against its plain definition: the first CRLF CRLF or LF LF, either kind."""
+    from gateway.senderauth.results import _header_end
+
+    raw = b"".join(pieces)
+    found = [i + len(sep) // 2 for sep in (b"\r\n\r\n", b"\n\n") if (i := raw.find(sep)) >= 0]
+    expected = 0 if raw.startswith((b"\r\n", b"\n")) else min(found, default=len(raw))
+    assert _header_end(raw) == expected
