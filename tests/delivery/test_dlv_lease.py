@@ -8,9 +8,10 @@ import asyncio
 from dataclasses import dataclass
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from store.db import asyncpg_dsn
+from gateway.delivery.service import DeliveryService
+from store.db import Database, asyncpg_dsn
 from store.models import Delivery
 from tests.delivery.support import (
     Recorder,
@@ -104,6 +105,57 @@ async def test_a_send_whose_database_connections_died_is_recorded_not_sent_again
     assert len(dest.got) == 1, "sent once"
     assert [e.kind for e in await events(db, delivery_id=d_id)] == ["attempt", "delivered"]
     await dest.close()
+
+
+@dataclass
+class _CutsOne(Recorder):
+    """Before its 250, terminates one given database backend and waits until it is gone."""
+
+    db_url: str = ""
+    victim: int = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001
+        conn = await asyncpg.connect(asyncpg_dsn(self.db_url), timeout=10)
+        try:
+            assert await conn.fetchval("SELECT pg_terminate_backend($1)", self.victim)
+            for _ in range(200):
+                q = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1"
+                if not await conn.fetchval(q, self.victim):
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await conn.close()
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_the_recorder_meets_the_dead_connection_and_writes_again_on_a_fresh_one(
+    db, db_url, dsettings
+):
+    """The same as above, made certain: the service's pool holds one connection, never
+    pinged, and nothing else uses it between the claim and the record, so the recorder's
+    first write is the one on the connection the server cut."""
+    rec = _CutsOne(db_url=db_url)
+    dest = await start_sink(rec)
+    await add_agency(db, AGENCY, INBOX, dest.route)
+    _, (d_id,) = await put_message(db, make_raw(), [(INBOX, AGENCY, 0)])
+    own = Database.connect(db_url, pool_size=1, ping_idle=3600.0)
+    svc = DeliveryService(dsettings, own)
+    try:
+        await svc.setup()
+        async with own.autocommit() as s:
+            rec.victim = int((await s.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        claimed = await svc.claim("w")
+        assert [d.id for d in claimed] == [d_id]
+        await svc.handle("w", claimed)
+        await svc.settle()  # the send and its record have finished
+        assert await _delivered(db_url, d_id), "recorded on a fresh connection"
+        assert len(dest.got) == 1
+        kinds = [e.kind for e in await events(db, delivery_id=d_id)]
+        assert kinds == ["attempt", "delivered"]
+    finally:
+        await svc.settle()
+        await own.close()
+        await dest.close()
 
 
 async def _delivered(db_url: str, d_id: int) -> bool:
