@@ -206,7 +206,8 @@ class SmtpSettings(Section):
     in_flow_lag: Duration = Field(
         parse_duration("50ms"),
         description="How long the oldest message no pipeline has taken yet may have waited "
-        "before new transactions are held (only while a pipeline is taking work).",
+        "before new transactions are held (only while a pipeline is taking work and more "
+        "waits than its workers take in their next claims).",
     )
 
 

@@ -18,14 +18,17 @@ HEAD_ROWS = 512
 
 _LAG = f"""
 WITH head AS (
-    SELECT received_at, claimed_until FROM messages
+    SELECT received_at, claimed_until, size FROM messages
     WHERE state = 'received' AND source != 'internal'
     ORDER BY received_at, id
     LIMIT {HEAD_ROWS}
+), waiting AS (
+    SELECT received_at, size FROM head WHERE claimed_until IS NULL OR claimed_until < now()
 )
 SELECT
-    EXTRACT(epoch FROM now() - min(received_at)
-        FILTER (WHERE claimed_until IS NULL OR claimed_until < now()))::float8 AS lag,
+    (SELECT EXTRACT(epoch FROM now() - min(received_at))::float8 FROM waiting) AS lag,
+    (SELECT count(*) FROM waiting) AS waiting,
+    (SELECT coalesce(sum(least(size, $2::bigint)), 0) FROM waiting) AS weight,
     coalesce(bool_or(claimed_until > now() + $1::interval), false) AS taking
 FROM head
 """
@@ -34,18 +37,28 @@ FROM head
 @dataclass(frozen=True)
 class Backlog:
     """`lag`: seconds the oldest message no pipeline has taken yet has waited (None: none
-    waits, or none within the head). `taking`: some pipeline claimed work recently, so
-    waiting for it can help; a stopped pipeline leaves this False and nobody is held."""
+    waits, or none within the head). `waiting`, `weight`: how many wait (within the head),
+    and their bytes counted as a claim counts them. `taking`: some pipeline claimed work
+    recently, so waiting for it can help; a stopped pipeline leaves this False and nobody
+    is held."""
 
     lag: float | None
     taking: bool
+    waiting: int = 0
+    weight: int = 0
 
 
 async def read_backlog(
-    pool: asyncpg.Pool, *, lease: dt.timedelta, recent: dt.timedelta, within: float
+    pool: asyncpg.Pool,
+    *,
+    lease: dt.timedelta,
+    recent: dt.timedelta,
+    within: float,
+    weight_max: int,
 ) -> Backlog:
     """A claim lasts `lease` from when it is taken (store.claims), so a claim that ends
-    later than now + lease - recent was taken within the last `recent`."""
-    row = await pool.fetchrow(_LAG, lease - recent, timeout=within)
+    later than now + lease - recent was taken within the last `recent`. Each waiting
+    message's weight is its size up to `weight_max`."""
+    row = await pool.fetchrow(_LAG, lease - recent, weight_max, timeout=within)
     assert row is not None
-    return Backlog(row["lag"], bool(row["taking"]))
+    return Backlog(row["lag"], bool(row["taking"]), int(row["waiting"]), int(row["weight"]))

@@ -31,6 +31,7 @@ from gateway import metrics
 from gateway.pipeline.agencies import AgencyCache
 from gateway.pipeline.analyse import Analyser, analyse_content, parse_limits
 from gateway.pipeline.batch import BatchPreparer, Job
+from gateway.pipeline.claimsize import BATCH_SIZE, CLAIM_BYTES, CLAIM_WEIGHT_MAX, INLINE_MAX
 from gateway.pipeline.pools import Pools, SignatureVerifier
 from gateway.pipeline.writer import NoticesFn, ResultWriter, error_text
 from gateway.recentraw import RecentRaw
@@ -41,19 +42,6 @@ from store.results import ClaimedMessage, claim_received, release_unfinished
 log = logging.getLogger("edocgw.pipeline")
 
 MAX_ATTEMPTS = 3
-BATCH_SIZE = 32
-INLINE_MAX = 256 * 1024  # bigger messages are read (and processed) alone, to bound memory
-# What one claim takes, as well as BATCH_SIZE: messages while those before total under
-# CLAIM_BYTES, each counted up to CLAIM_WEIGHT_MAX. Everything a worker claims waits until
-# its whole batch is analysed and written, so a claim of 32 signed PDFs held them all for
-# the time of 32 (p50 accept -> delivered ~450 ms on bench/e2e.py; ~290 ms with 256 KB,
-# ~220-245 ms with 128 KB, about eight signed letters a claim, at the same rate within the
-# bench's noise); a claim of plain letters still takes 32, and the count on big ones keeps
-# them several to a claim (one at a time, the claim and write per message cost the 200 KB
-# load a quarter of its rate; three a claim keep it). Size stands for the analysis work a
-# message brings (documents, signatures, OCR).
-CLAIM_BYTES = 128 * 1024
-CLAIM_WEIGHT_MAX = 64 * 1024
 
 
 def _default_notices() -> NoticesFn | None:

@@ -1,6 +1,8 @@
 """Pacing (`[smtp] in_flow_delay`): a new transaction's MAIL FROM answer is held while a
-pipeline is taking work and is behind, never refused, never held past the delay, and nobody
-is held when no pipeline takes work or the backlog cannot be read."""
+pipeline is taking work and is behind (more waits than its next claims take, the oldest for
+longer than `in_flow_lag`), never refused, never held past the delay, and nobody is held when
+no pipeline takes work, when its next claims take everything waiting, or when the backlog
+cannot be read."""
 
 from __future__ import annotations
 
@@ -54,6 +56,34 @@ async def _two_messages(gw: SmtpListener) -> None:
         assert refused == {} and reply.code == 250
 
 
+async def _more_waiting(db: Database, like: int, n: int, size: int = 1000) -> None:
+    """*n* more messages like *like*, waiting 4 s, each of *size* bytes as a claim counts."""
+    async with db.transaction() as s:
+        await s.execute(
+            text(
+                "INSERT INTO messages (received_at, source, peer, size, sha256, raw) "
+                "SELECT now() - interval '4 s', source, peer, :size, sha256, raw "
+                "FROM messages, generate_series(1, :n) WHERE id = :i"
+            ),
+            {"i": like, "n": n, "size": size},
+        )
+    await asyncio.sleep(2 * REFRESH)
+
+
+async def _claimed_now(db: Database, settings: Settings, message_id: int) -> None:
+    """*message_id* claimed just now: a pipeline is taking work."""
+    lease = settings.gateway.claim_timeout.total_seconds()
+    async with db.transaction() as s:
+        await s.execute(
+            text(
+                "UPDATE messages SET claimed_by = 'pipe-test', "
+                "claimed_until = now() + make_interval(secs => :s) WHERE id = :i"
+            ),
+            {"s": lease, "i": message_id},
+        )
+    await asyncio.sleep(2 * REFRESH)
+
+
 def _held_count() -> float:
     return metrics.INFLOW_HELD._value.get()
 
@@ -61,12 +91,16 @@ def _held_count() -> float:
 async def _behind(
     settings: Settings, db: Database, start_gateway: StartGateway, delay: float
 ) -> tuple[SmtpListener, list[int]]:
-    """A gateway with `in_flow_delay` = *delay* seconds whose pipeline is behind: it took the
-    older of two stored messages just now and the newer has waited 5 s."""
+    """A gateway with `in_flow_delay` = *delay* seconds whose pipeline (one worker, which
+    takes 32 messages a claim) is behind: it took the oldest message just now, and 33 more
+    wait, the oldest of them for 5 s."""
     settings.smtp.in_flow_delay = dt.timedelta(seconds=delay)
+    settings.gateway.pipeline_workers = 1
     gw = await start_gateway()
     await _two_messages(gw)
     ids = await _backlog(db, settings, claim_age=0.0)
+    await _more_waiting(db, ids[1], 32)
+    await _claimed_now(db, settings, ids[0])
     assert gw.inflow is not None
     return gw, ids
 
@@ -83,7 +117,7 @@ async def test_new_mail_waits_while_the_pipeline_is_behind(
     refused, reply = await send(gw.relay_port, ["vanban@localhost"], data)
     assert refused == {} and reply.code == 250  # held, then accepted: never refused
     assert _held_count() == before + 1
-    assert len(await stored(db)) == 3
+    assert len(await stored(db)) == 2 + 32 + 1
 
 
 async def test_the_hold_ends_when_the_pipeline_catches_up(
@@ -94,12 +128,19 @@ async def test_the_hold_ends_when_the_pipeline_catches_up(
     waiting = asyncio.create_task(gw.inflow.wait())
     await asyncio.sleep(0.3)
     assert not waiting.done()
-    async with db.transaction() as s:  # the pipeline takes the waiting message
+    async with db.transaction() as s:  # the pipeline takes the oldest waiting messages
         await s.execute(
-            text("UPDATE messages SET state = 'processed' WHERE id = :i"), {"i": ids[1]}
+            text(
+                "UPDATE messages SET state = 'processed' WHERE id IN "
+                "(SELECT id FROM messages WHERE state = 'received' AND id <> :i "
+                "ORDER BY received_at LIMIT 2)"
+            ),
+            {"i": ids[0]},
         )
     held = await asyncio.wait_for(waiting, 30)
-    assert 0.3 <= held < 60
+    # 31 wait now, fewer than the worker's next claim takes; not the end of the "taking"
+    # window (2 s after the claim), which would also end the hold
+    assert 0.3 <= held < 1.5
 
 
 async def test_nobody_waits_for_a_pipeline_that_is_not_taking_work(
@@ -140,6 +181,41 @@ async def test_nobody_waits_when_the_pipeline_keeps_up(
         )
     await asyncio.sleep(2 * REFRESH)
     assert await gw.inflow.wait() == 0.0
+
+
+async def test_nobody_waits_while_the_next_claims_take_everything_waiting(
+    settings: Settings, db: Database, start_gateway: StartGateway
+) -> None:
+    """A pipeline that claims in batches leaves mail waiting for a batch's length even when
+    it keeps up: nobody is held until more waits than its workers take in one claim each,
+    by count (32 a claim) or by size (128 KB a claim, each message counted up to 64 KB)."""
+    settings.smtp.in_flow_delay = dt.timedelta(seconds=0.5)
+    settings.gateway.pipeline_workers = 2
+    gw = await start_gateway()
+    await _two_messages(gw)
+    ids = await _backlog(db, settings, claim_age=0.0)  # one waits, for 5 s
+    assert gw.inflow is not None
+    await _more_waiting(db, ids[1], 63)  # 64 wait: the two workers' next claims take them
+    await _claimed_now(db, settings, ids[0])
+    assert await gw.inflow.wait() == 0.0
+    await _more_waiting(db, ids[1], 1)  # 65 wait
+    await _claimed_now(db, settings, ids[0])
+    assert await asyncio.wait_for(gw.inflow.wait(), 30) >= 0.5
+    async with db.transaction() as s:  # back to three waiting, but big ones
+        await s.execute(
+            text(
+                "UPDATE messages SET state = 'processed' WHERE state = 'received' "
+                "AND id NOT IN (:a, :b) AND id <> (SELECT max(id) FROM messages)"
+            ),
+            {"a": ids[0], "b": ids[1]},
+        )
+    await _more_waiting(db, ids[1], 3, size=10 * 1024 * 1024)
+    await _claimed_now(db, settings, ids[0])
+    # 1 KB + 1 KB + 3 x 64 KB (as a claim counts them) is within 2 x 128 KB: not held
+    assert await gw.inflow.wait() == 0.0
+    await _more_waiting(db, ids[1], 1, size=10 * 1024 * 1024)  # 4 x 64 KB + 2 KB is over
+    await _claimed_now(db, settings, ids[0])
+    assert await asyncio.wait_for(gw.inflow.wait(), 30) >= 0.5
 
 
 async def test_zero_delay_turns_pacing_off(
