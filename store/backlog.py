@@ -18,17 +18,16 @@ HEAD_ROWS = 512
 
 _LAG = f"""
 WITH head AS (
-    SELECT received_at, claimed_until, size FROM messages
+    SELECT received_at, size, claimed_until IS NULL OR claimed_until < now() AS waits,
+           claimed_until FROM messages
     WHERE state = 'received' AND source != 'internal'
     ORDER BY received_at, id
     LIMIT {HEAD_ROWS}
-), waiting AS (
-    SELECT received_at, size FROM head WHERE claimed_until IS NULL OR claimed_until < now()
 )
 SELECT
-    (SELECT EXTRACT(epoch FROM now() - min(received_at))::float8 FROM waiting) AS lag,
-    (SELECT count(*) FROM waiting) AS waiting,
-    (SELECT coalesce(sum(least(size, $2::bigint)), 0) FROM waiting) AS weight,
+    EXTRACT(epoch FROM now() - min(received_at) FILTER (WHERE waits))::float8 AS lag,
+    count(*) FILTER (WHERE waits) AS waiting,
+    coalesce(sum(least(size, $2::bigint)) FILTER (WHERE waits), 0) AS weight,
     coalesce(bool_or(claimed_until > now() + $1::interval), false) AS taking
 FROM head
 """
@@ -44,8 +43,8 @@ class Backlog:
 
     lag: float | None
     taking: bool
-    waiting: int = 0
-    weight: int = 0
+    waiting: int
+    weight: int
 
 
 async def read_backlog(

@@ -22,7 +22,8 @@ from typing import Any
 import aiosmtplib
 
 SLICE = 1 << 20
-GROUP = 256 * 1024  # pieces up to this size together (and the end marker) go in one write
+GROUP = 256 * 1024  # pieces up to this size together go in one write
+TINY = len(b"\r\n.\r\n")  # a piece this small (the end marker) goes with the one before
 
 
 class Outgoing:
@@ -117,7 +118,7 @@ async def send_data(
         batch: list[bytes] = []
         held = 0
         for piece in wire_slices(data):
-            if batch and held + len(piece) > GROUP and len(piece) > len(b"\r\n.\r\n"):
+            if batch and held + len(piece) > GROUP and len(piece) > TINY:
                 await _write(proto, batch, timeout)
                 batch, held = [], 0
             batch.append(piece)

@@ -57,25 +57,27 @@ def sink():  # noqa: ANN201
     ctl.stop()
 
 
+async def _ours_then_data(port: int, data: Outgoing | bytes) -> None:
+    """*data* sent with `send_data`, then with aiosmtplib's own `data()`, on one session."""
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30, start_tls=False)
+    await client.connect()
+    try:
+        for ours in (True, False):
+            await client.mail("a@tayninh.gov.vn")
+            await client.rcpt("b@dich.gov.vn")
+            resp = await (send_data(client, data, 30) if ours else client.data(bytes(data)))
+            assert resp.code == 250
+    finally:
+        await client.quit()
+
+
 async def test_a_server_receives_what_data_would_deliver(sink) -> None:  # noqa: ANN001
     ctl, rec = sink
     body = b"".join(
         b".leading dot %d\r\nbare LF %d\nlone CR %d\r" % (i, i, i) for i in range(60_000)
     )
     raw = b"Subject: big\r\n\r\n" + body + b"no final newline"
-    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=ctl.port, timeout=30, start_tls=False)
-    await client.connect()
-    try:
-        for sender in (send_data, None):  # ours, then aiosmtplib's own, on the same session
-            await client.mail("a@tayninh.gov.vn")
-            await client.rcpt("b@dich.gov.vn")
-            if sender is None:
-                resp = await client.data(raw)
-            else:
-                resp = await sender(client, raw, 30)
-            assert resp.code == 250
-    finally:
-        await client.quit()
+    await _ours_then_data(ctl.port, raw)
     assert len(rec.got) == 2 and rec.got[0] == rec.got[1]
     assert rec.got[0].startswith(b"Subject: big\r\n\r\n.leading dot 0\r\nbare LF 0\r\n")
 
@@ -88,19 +90,7 @@ async def test_pieces_of_every_size_arrive_as_one_message(sink) -> None:  # noqa
     msg = Outgoing(
         b"DKIM-Signature: v=1\r\n", b"Received: by x\r\n", b"Subject: s\r\n\r\n", body, b"tail"
     )
-    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=ctl.port, timeout=30, start_tls=False)
-    await client.connect()
-    try:
-        for sender in (send_data, None):
-            await client.mail("a@tayninh.gov.vn")
-            await client.rcpt("b@dich.gov.vn")
-            if sender is None:
-                resp = await client.data(bytes(msg))
-            else:
-                resp = await sender(client, msg, 30)
-            assert resp.code == 250
-    finally:
-        await client.quit()
+    await _ours_then_data(ctl.port, msg)
     assert len(rec.got) == 2 and rec.got[0] == rec.got[1]
     assert rec.got[0].endswith(b".line 119999 of the body\r\ntail\r\n")
 

@@ -27,7 +27,6 @@ async def _backlog(db: Database, settings: Settings, *, claim_age: float | None)
     the newer unclaimed and waiting for 5 s."""
     ids = sorted(m.id for m in await stored(db))
     assert len(ids) >= 2
-    lease = settings.gateway.claim_timeout.total_seconds()
     async with db.transaction() as s:
         await s.execute(
             text("UPDATE messages SET received_at = now() - interval '6 s' WHERE id = :i"),
@@ -37,14 +36,8 @@ async def _backlog(db: Database, settings: Settings, *, claim_age: float | None)
             text("UPDATE messages SET received_at = now() - interval '5 s' WHERE id = :i"),
             {"i": ids[1]},
         )
-        if claim_age is not None:
-            await s.execute(
-                text(
-                    "UPDATE messages SET claimed_by = 'pipe-test', "
-                    "claimed_until = now() + make_interval(secs => :s) WHERE id = :i"
-                ),
-                {"s": lease - claim_age, "i": ids[0]},
-            )
+    if claim_age is not None:
+        await _claimed(db, settings, ids[0], claim_age)
     await asyncio.sleep(2 * REFRESH)  # the listener's last reading is out of date
     return ids
 
@@ -70,8 +63,8 @@ async def _more_waiting(db: Database, like: int, n: int, size: int = 1000) -> No
     await asyncio.sleep(2 * REFRESH)
 
 
-async def _claimed_now(db: Database, settings: Settings, message_id: int) -> None:
-    """*message_id* claimed just now: a pipeline is taking work."""
+async def _claimed(db: Database, settings: Settings, message_id: int, age: float = 0.0) -> None:
+    """*message_id* claimed by a pipeline *age* seconds ago (0: just now, it is taking work)."""
     lease = settings.gateway.claim_timeout.total_seconds()
     async with db.transaction() as s:
         await s.execute(
@@ -79,7 +72,7 @@ async def _claimed_now(db: Database, settings: Settings, message_id: int) -> Non
                 "UPDATE messages SET claimed_by = 'pipe-test', "
                 "claimed_until = now() + make_interval(secs => :s) WHERE id = :i"
             ),
-            {"s": lease, "i": message_id},
+            {"s": lease - age, "i": message_id},
         )
     await asyncio.sleep(2 * REFRESH)
 
@@ -100,7 +93,7 @@ async def _behind(
     await _two_messages(gw)
     ids = await _backlog(db, settings, claim_age=0.0)
     await _more_waiting(db, ids[1], 32)
-    await _claimed_now(db, settings, ids[0])
+    await _claimed(db, settings, ids[0])
     assert gw.inflow is not None
     return gw, ids
 
@@ -196,10 +189,10 @@ async def test_nobody_waits_while_the_next_claims_take_everything_waiting(
     ids = await _backlog(db, settings, claim_age=0.0)  # one waits, for 5 s
     assert gw.inflow is not None
     await _more_waiting(db, ids[1], 63)  # 64 wait: the two workers' next claims take them
-    await _claimed_now(db, settings, ids[0])
+    await _claimed(db, settings, ids[0])
     assert await gw.inflow.wait() == 0.0
     await _more_waiting(db, ids[1], 1)  # 65 wait
-    await _claimed_now(db, settings, ids[0])
+    await _claimed(db, settings, ids[0])
     assert await asyncio.wait_for(gw.inflow.wait(), 30) >= 0.5
     async with db.transaction() as s:  # back to three waiting, but big ones
         await s.execute(
@@ -210,11 +203,11 @@ async def test_nobody_waits_while_the_next_claims_take_everything_waiting(
             {"a": ids[0], "b": ids[1]},
         )
     await _more_waiting(db, ids[1], 3, size=10 * 1024 * 1024)
-    await _claimed_now(db, settings, ids[0])
+    await _claimed(db, settings, ids[0])
     # 1 KB + 1 KB + 3 x 64 KB (as a claim counts them) is within 2 x 128 KB: not held
     assert await gw.inflow.wait() == 0.0
     await _more_waiting(db, ids[1], 1, size=10 * 1024 * 1024)  # 4 x 64 KB + 2 KB is over
-    await _claimed_now(db, settings, ids[0])
+    await _claimed(db, settings, ids[0])
     assert await asyncio.wait_for(gw.inflow.wait(), 30) >= 0.5
 
 
