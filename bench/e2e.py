@@ -355,14 +355,11 @@ class Postfix:
 
 
 def _kind_of(proc) -> str:  # noqa: ANN001
-    """workers (pipeline + delivery children), analysis (PDFium loaded) or verify."""
+    """workers (pipeline + delivery children), analysis, or verify (and the fork server the
+    pools' workers come from): gateway/processes/pool.py names its workers edocgw-<pool>."""
     if "gateway.processes.child" in " ".join(proc.cmdline()):
         return "workers"
-    try:
-        maps = Path(f"/proc/{proc.pid}/maps").read_text()
-    except OSError:
-        return "verify"
-    return "analysis" if "pdfium" in maps else "verify"
+    return "analysis" if proc.name().startswith("edocgw-analyse") else "verify"
 
 
 def machine_share() -> tuple[float, float, float]:

@@ -148,7 +148,9 @@ class Sampler:
                 name = ""
             if name.startswith("edocgw-analyse"):
                 return f"analyse[{p.pid}]"  # its message analysis processes
-            return f"verifier[{p.pid}]"  # its signature verification processes
+            if name.startswith("edocgw-"):
+                return f"verifier[{p.pid}]"  # its signature verification processes
+            return f"forkserver[{p.pid}]"  # the process the pools' workers are forked from
         return f"child[{p.pid}]"
 
     def _run(self) -> None:

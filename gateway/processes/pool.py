@@ -12,10 +12,14 @@ batch of messages, a small signed part's bytes) crosses whole. Watching it with
 `loop.add_reader` instead let uvloop switch it to non-blocking, and such a message then
 broke off half-read with EAGAIN and was taken for a dead worker.
 
-Workers start with the "spawn" method: forking an asyncio service with threads and open
-database connections is unsafe, and spawning costs only at start-up and after a failure.
+Workers start with the "forkserver" method: forking an asyncio service with threads and
+open database connections is unsafe, so a fresh single-threaded server process imports the
+factories' modules once (`set_forkserver_preload`) and forks each worker from that. A
+spawned worker imported the parsers, pyHanko and PDFium itself: 1.6 s of CPU for every
+analysis process at start-up and again for every replacement after a job past its deadline;
+a fork from the server costs milliseconds. Every pool of a process shares the one server.
 A worker is built by a *factory*: a module-level function (so it pickles by name) that runs
-once in the child (load a trust store, import the parsers) and returns the job handler.
+once in the child (load a trust store, warm up) and returns the job handler.
 """
 
 from __future__ import annotations
@@ -38,6 +42,11 @@ log = logging.getLogger("edocgw.processes")
 
 Handler = Callable[[Any], Any]
 Factory = Callable[..., Handler]
+
+
+# The modules of every pool's factory, imported by the fork server when it starts (the pools
+# of a process are built before the first one starts, so the one server has them all).
+_PRELOAD: set[str] = set()
 
 
 class JobTimeout(Exception):
@@ -114,7 +123,7 @@ class _Died(Exception):
 
 
 class ProcessPool:
-    """*size* spawned workers built by *factory*(*args*), one job at a time each."""
+    """*size* workers built by *factory*(*args*), one job at a time each."""
 
     def __init__(
         self,
@@ -132,7 +141,9 @@ class ProcessPool:
         self._factory = factory
         self._args = args
         self._start_timeout = start_timeout
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = multiprocessing.get_context("forkserver")
+        _PRELOAD.add(factory.__module__)
+        self._ctx.set_forkserver_preload(sorted(_PRELOAD))
         self._idle: asyncio.Queue[_Worker] | None = None
         self._workers: set[_Worker] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -236,10 +247,15 @@ class ProcessPool:
             name=f"edocgw-{self.name}",
             daemon=True,
         )
-        process.start()
-        child.close()
         worker = _Worker(process, parent)
         self._workers.add(worker)
+        try:
+            await _start(process)
+        except BaseException:
+            self._kill(worker)
+            raise
+        finally:
+            child.close()
         try:
             kind, value = await asyncio.wait_for(self._recv(worker), self._start_timeout)
         except _Died:
@@ -301,3 +317,16 @@ class ProcessPool:
         with contextlib.suppress(OSError):
             worker.conn.close()
         self._workers.discard(worker)
+
+
+async def _start(process: Any) -> None:
+    """`process.start()` in a thread: it waits for the fork server to answer with the pid, and
+    the first start waits for the server's own imports. A start cut short (cancelled) is
+    still waited for, so the caller can kill what it started."""
+    starting = asyncio.ensure_future(asyncio.to_thread(process.start))
+    try:
+        await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await starting
+        raise
