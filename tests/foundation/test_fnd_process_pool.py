@@ -82,10 +82,16 @@ async def main():
         after = await asyncio.gather(*(pool.run(("where", 0.3), 60) for _ in range(2)))
     finally:
         await pool.close()
+    def named(p):
+        try:
+            return p.name()
+        except psutil.Error:  # gone meanwhile
+            return ""
+
     left = []
     for _ in range(30):
         left = [p.pid for p in psutil.Process().children(recursive=True)
-                if p.name().startswith("edocgw-early")]
+                if named(p).startswith("edocgw-early")]
         if not left:
             break
         await asyncio.sleep(0.1)
