@@ -141,5 +141,6 @@ def _header_end(raw: bytes) -> int:
         return 0
     crlf = raw.find(b"\r\n\r\n")
     lf = raw.find(b"\n\n", 0, len(raw) if crlf < 0 else crlf + 2)
-    ends = [e for e in (crlf + 2 if crlf >= 0 else -1, lf + 1 if lf >= 0 else -1) if e >= 0]
-    return min(ends) if ends else len(raw)
+    if lf >= 0:  # found before the CRLF blank line, so it ends first
+        return lf + 1
+    return crlf + 2 if crlf >= 0 else len(raw)
