@@ -163,8 +163,10 @@ def _first_page_is_picture_pypdf(data: bytes) -> bool:
         reader = pypdf.PdfReader(_pdf_stream(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
             return False
-        resources = reader.pages[0].get("/Resources") or {}
-        xobjects = resources.get_object().get("/XObject") or {}
+        resources = reader.pages[0].get("/Resources")
+        xobjects = resources.get_object().get("/XObject") if resources is not None else None
+        if xobjects is None:
+            return False  # no images on the page
         for ref in xobjects.get_object().values():
             obj = ref.get_object()
             if obj.get("/Subtype") == "/Image" and int(obj.get("/Width", 0)) >= MIN_DOCUMENT_SIDE:
@@ -316,14 +318,14 @@ def recognise(im: Any, clock: _Clock, dpi: int = DPI) -> tuple[list[_Line], int]
         words.setdefault(key, []).append((nfc(text), left, left + w, top, top + h, conf))
     lines: list[_Line] = []
     for ws in words.values():
-        ws.sort(key=lambda w: w[1])
-        height = median(w[4] - w[3] for w in ws) or 1
+        ws.sort(key=lambda word: word[1])
+        height = median(word[4] - word[3] for word in ws) or 1
         piece = [ws[0]]
-        for w in ws[1:]:
-            if w[1] - piece[-1][2] > 2.2 * height:
+        for word in ws[1:]:
+            if word[1] - piece[-1][2] > 2.2 * height:
                 lines.append(_line(piece))
                 piece = []
-            piece.append(w)
+            piece.append(word)
         lines.append(_line(piece))
     return [ln for ln in lines if ln.text], im.size[0]
 

@@ -150,14 +150,14 @@ def _pdfium_page_rows(page: object) -> Rows:
             rows.append([])
         prev_bottom = min(r[1] for r in line)
         cells: list[Cell] = []
-        cur = list(line[0])
+        x0, x1, text = line[0][0], line[0][2], line[0][4]
         for run in line[1:]:
-            if run[0] - cur[2] < 0.8 * height:  # same line of one column: a font change
-                cur[2], cur[4] = max(cur[2], run[2]), f"{cur[4]} {run[4]}"
+            if run[0] - x1 < 0.8 * height:  # same line of one column: a font change
+                x1, text = max(x1, run[2]), f"{text} {run[4]}"
             else:
-                cells.append(Cell(str(cur[4]), cur[0] / width, cur[2] / width))
-                cur = list(run)
-        cells.append(Cell(str(cur[4]), cur[0] / width, cur[2] / width))
+                cells.append(Cell(text, x0 / width, x1 / width))
+                x0, x1, text = run[0], run[2], run[4]
+        cells.append(Cell(text, x0 / width, x1 / width))
         rows.append(cells)
     return rows
 

@@ -47,7 +47,7 @@ def _crl_instants(crl: asn1_crl.CertificateList) -> list[datetime]:
 
 def _spread(instants: Iterable[datetime | None], tolerance: timedelta) -> list[datetime]:
     """Each instant, and the instant ± the tolerance (where a comparison allows for drift)."""
-    out = set()
+    out: set[datetime] = set()
     for t in instants:
         if t is not None:
             out.update((t - tolerance, t, t + tolerance))

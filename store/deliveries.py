@@ -227,7 +227,7 @@ async def next_due_at(session: AsyncSession) -> dt.datetime | None:
 
 
 @functools.cache
-def _next_due_statement() -> Select[Any]:
+def _next_due_statement() -> Select[dt.datetime, dt.datetime | None]:
     """Both look-ups in one statement, built once: an idle delivery worker asks this every
     time its claim comes back empty, which under a slow stream of big messages is after
     nearly every message; building the two selects and their cache keys cost the worker

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import any_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,7 +55,7 @@ async def agency_for_address(session: AsyncSession, address: str) -> AgencyName 
             select(Agency.code, Agency.name, Agency.address)
             .where(
                 Agency.active.is_(True),
-                or_(func.lower(Agency.address) == address, Agency.domains.any(domain)),
+                or_(func.lower(Agency.address) == address, any_(Agency.domains) == domain),
             )
             .order_by((func.lower(Agency.address) == address).desc(), Agency.code)
             .limit(1)

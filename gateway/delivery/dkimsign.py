@@ -172,7 +172,10 @@ def _split(pieces: tuple[bytes, ...]) -> tuple[bytes, list[memoryview]]:
             continue
         head.append(piece[:at])
         start = at + (2 if piece[at : at + 2] == b"\r\n" else 1)
-        return b"".join(head), [memoryview(piece)[start:], *map(memoryview, pieces[n + 1 :])]
+        return b"".join(head), [
+            memoryview(piece)[start:],
+            *(memoryview(p) for p in pieces[n + 1 :]),
+        ]
     return b"".join(head), []
 
 

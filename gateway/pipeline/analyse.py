@@ -266,9 +266,9 @@ def analyse_content(
         left = max(0.0, min(limits.ocr_seconds, ocr_end - time.monotonic()))
         budget = replace(limits, ocr_seconds=left)
         docs.append(_document(d.index, d.attachment, list(d.covers), ctx, budget))
-    spooled_at: dict[int, str] = {}
+    spooled_at: dict[int, Blob] = {}
 
-    def path_of(index: int) -> str:
+    def path_of(index: int) -> Blob:
         if index not in spooled_at:
             spooled_at[index] = spool.write(p.documents[index].attachment.data)
         return spooled_at[index]

@@ -258,6 +258,6 @@ class BatchPreparer:
             return  # nothing signed: nothing to collect
         try:
             async with asyncio.timeout_at(deadline):
-                j.reports, j.smime = await self.pools.verify(j.analysis)
+                j.reports, j.smime = await self.pools.verify(a)
         except Exception as e:
             j.error = e

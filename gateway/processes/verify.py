@@ -210,10 +210,15 @@ class VerifyPool:
         for path in paths:
             if path is None:
                 continue
-            try:
-                size = len(path) if isinstance(path, bytes) else Path(path).stat().st_size
-            except OSError as exc:
-                return [r.malformed(fmt, "unreadable_file", f"cannot read {path}: {exc.strerror}")]
+            if isinstance(path, bytes):
+                size = len(path)
+            else:
+                try:
+                    size = Path(path).stat().st_size
+                except OSError as exc:
+                    return [
+                        r.malformed(fmt, "unreadable_file", f"cannot read {path}: {exc.strerror}")
+                    ]
             if size > self.max_bytes:
                 return [
                     r.SignatureReport(
