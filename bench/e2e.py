@@ -9,6 +9,7 @@ accept-to-delivered latency. Loads: plain 1 KB, 200 KB, and a message with one s
 
     .venv/bin/python bench/e2e.py            # full counts
     .venv/bin/python bench/e2e.py --quick    # fewer messages
+    .venv/bin/python bench/e2e.py --rounds 5 # each load 5 times, median ratios
     .venv/bin/python bench/e2e.py --receipts # receipts on (they go to the sink too)
 
 Runs as root (Postfix). Bounded: fixed message counts and a deadline per load. On a shared
@@ -564,6 +565,14 @@ def main() -> int:
         action="store_true",
         help="load pg_stat_statements and print the statements PostgreSQL spent most time on",
     )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each load N times, the servers' order alternating, and print the median "
+        "ratios (one round is a few seconds: a shared machine's speed changes between rounds)",
+    )
     ap.add_argument("--log", metavar="FILE", help="append the gateway's log lines to FILE")
     ap.add_argument(
         "--only",
@@ -572,6 +581,8 @@ def main() -> int:
         help="run only the loads whose name starts with NAME (plain, 200, signed); repeatable",
     )
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds: expected 1 or more")
     if os.geteuid() != 0:
         print("bench/e2e.py must run as root (Postfix)", file=sys.stderr)
         return 2
@@ -639,13 +650,15 @@ def main() -> int:
         header = f"{'load':<12} {'server':<8} {'accept/s':>9} {'e2e/s':>8} {'p50 ms':>8} {'p99 ms':>8}  delivered"
         print(header)
         ok = True
-        for load in loads:
+        rounds: dict[str, list[tuple[float, float]]] = {}
+        for load, rnd in [(x, n) for x in loads for n in range(args.rounds)]:
             size = 200 * 1024 if load.name == "200 KB" else 1024
             att = pdf if load.name == "signed PDF" else None
-            tag = load.name.split()[0].lower()
+            tag = load.name.split()[0].lower() + (f"-r{rnd}" if rnd else "")
             rows = {}
             shares: dict[str, tuple[float, float]] = {}
-            for name, port, sink in (("edocgw", gw.port, gw_sink), ("postfix", pf.port, pf_sink)):
+            servers = [("edocgw", gw.port, gw_sink), ("postfix", pf.port, pf_sink)]
+            for name, port, sink in servers if rnd % 2 == 0 else servers[::-1]:
                 msgs = [make_message(f"{tag}-{name}", i, att, size) for i in range(load.count)]
                 before = cpu.snapshot() if name == "edocgw" else {}
                 own0, idle0, all0 = machine_share()
@@ -672,9 +685,9 @@ def main() -> int:
             )
             print(
                 f"{'':<12} bench client + sinks CPU ms/message: "
-                + ", ".join(f"beside {k} {v[0]:.1f}" for k, v in shares.items())
+                + ", ".join(f"beside {k} {shares[k][0]:.1f}" for k in ("edocgw", "postfix"))
                 + "; machine idle: "
-                + ", ".join(f"{k} {v[1]:.0%}" for k, v in shares.items()),
+                + ", ".join(f"{k} {shares[k][1]:.0%}" for k in ("edocgw", "postfix")),
                 flush=True,
             )
             ratio = rows["edocgw"]["e2e_rate"] / max(rows["postfix"]["e2e_rate"], 1e-9)
@@ -684,6 +697,17 @@ def main() -> int:
                 f"p50 edocgw/postfix {p50x:.1f}x (target <= 2x)",
                 flush=True,
             )
+            rounds.setdefault(load.name, []).append((ratio, p50x))
+            if args.rounds > 1 and rnd == args.rounds - 1:
+                got = rounds[load.name]
+                print(
+                    f"{load.name:<12} median of {len(got)} rounds: e2e ratio "
+                    f"{statistics.median(r for r, _ in got):.2f} (target >= {load.target:.1f}; "
+                    f"rounds {' / '.join(f'{r:.2f}' for r, _ in got)}), p50 edocgw/postfix "
+                    f"{statistics.median(x for _, x in got):.1f}x (target <= 2x; rounds "
+                    f"{' / '.join(f'{x:.1f}' for _, x in got)})",
+                    flush=True,
+                )
         if profiler is not None:
             profiler.stop()
         for name, port, sink in (("edocgw", gw.port, gw_sink), ("postfix", pf.port, pf_sink)):
@@ -698,7 +722,7 @@ def main() -> int:
             ok &= len(lat) == IDLE_COUNT
         print(asyncio.run(stage_breakdown(url)))
         if args.statements:
-            print(asyncio.run(top_statements(url, sum(x.count for x in loads))))
+            print(asyncio.run(top_statements(url, sum(x.count for x in loads) * args.rounds)))
         rss = f"{gw.peak_rss_mb():.0f} MB" + (
             f" + workers {workers.peak_rss_mb():.0f} MB" if workers else ""
         )
