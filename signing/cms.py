@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from asn1crypto import cms
+from asn1crypto import cms, x509
 from asn1crypto.core import Asn1Value
 from pyhanko.sign.general import get_pyca_cryptography_hash
 from pyhanko.sign.validation import errors as val_errors
@@ -67,6 +67,14 @@ def read_signed_data(
         raise
     except Exception as exc:
         raise CmsParseError(f"not a CMS structure: {type(exc).__name__}: {_short(exc)}") from None
+    return sd, settle_signed_data(sd, lenient=lenient)
+
+
+def settle_signed_data(sd: cms.SignedData, *, lenient: bool = True) -> list[str]:
+    """Parse *sd* in full now, in place, strictly or (with *lenient*) skipping what
+    verification does not need; returns the notes of what was skipped, raises
+    :class:`CmsParseError`. In place, so a caller that already holds a loaded SignedData
+    (pyHanko's, for a PDF signature) does not load and parse the same bytes a second time."""
     notes: list[str] = []
     try:
         _strict_parse(sd)
@@ -84,7 +92,7 @@ def read_signed_data(
             ) from None
     if len(sd["signer_infos"]) == 0:
         raise CmsParseError("CMS SignedData has no signer")
-    return sd, notes
+    return notes
 
 
 def _strict_parse(sd: cms.SignedData) -> None:
@@ -211,7 +219,7 @@ def extract_p7m_content(data: bytes) -> bytes | None:
 
 
 def _signer_cert(sd: cms.SignedData, signer_info: cms.SignerInfo):
-    certs = [c.chosen for c in sd["certificates"] if c.name == "certificate"]
+    certs = [_shared(c.chosen) for c in sd["certificates"] if c.name == "certificate"]
     sid = signer_info["sid"]
     for cert in certs:
         if sid.name == "issuer_and_serial_number":
@@ -224,6 +232,20 @@ def _signer_cert(sd: cms.SignedData, signer_info: cms.SignerInfo):
         elif cert.key_identifier == sid.chosen.native:
             return cert, certs
     return None, certs
+
+
+def _shared(cert: x509.Certificate) -> x509.Certificate:
+    """The one parsed object of this process for *cert*'s exact DER. An agency's few
+    certificates come in every document it signs; asn1crypto keeps what it has read of an
+    object (serial, issuer, key, validity), so the signer lookup, the signing-certificate
+    attribute check and the chain memo read them once, not once per document."""
+    der = cert.dump()
+    known = _CERTS.get(der)
+    return known if known is not None else _CERTS.put(der, cert)
+
+
+# Certificates met in signatures, by DER, per process.
+_CERTS: Memo[bytes, x509.Certificate] = Memo(128)  # about 40 KB each, parsed
 
 
 def _weak(signer_info: cms.SignerInfo) -> str | None:

@@ -26,7 +26,7 @@ from signing.cms import (
     check_signed_data,
     digest_of,
     encapsulated_content,
-    read_signed_data,
+    settle_signed_data,
 )
 from signing.report import SignatureReport
 from signing.trust import TrustStore
@@ -85,8 +85,9 @@ def _one_field(reader, sig_field, fq_name: str, trust: TrustStore) -> tuple[int,
         ):
             fmt = "pdf-timestamp"
         emb = EmbeddedPdfSignature(reader, sig_field, fq_name)
-        # full parse: truncation shows up here; a lenient reading says what it skipped
-        _sd, lenient = read_signed_data(emb.pkcs7_content, padded=True)
+        # full parse of the SignedData pyHanko loaded (the one checked below): truncation
+        # shows up here; a lenient reading says what it skipped
+        lenient = settle_signed_data(emb.signed_data)
     except CmsParseError as exc:
         return 1 << 30, r.malformed(fmt, "malformed", f"field {fq_name}: {exc}")
     except Exception as exc:

@@ -119,6 +119,36 @@ def test_signer_certificate_cases(
     assert (rep.verdict, rep.reason) == (verdict, reason), rep.detail
 
 
+def test_one_certificate_in_many_documents_each_gets_its_own_verdict(
+    pki: Pki, trust: TrustStore, person_pdf: bytes
+):
+    """A process keeps one parsed copy of a certificate it meets in many signatures: the
+    documents that carry it, and the trust stores they are checked against, still decide."""
+    at = person_pdf.index(b"CONG VAN 15/UBND-VP")
+    tampered = person_pdf[:at] + b"D" + person_pdf[at + 1 :]
+    no_crl = TrustStore.load(pki.anchors)
+    seen = [
+        (rep.verdict, rep.reason)
+        for data, store in [
+            (person_pdf, trust),
+            (tampered, trust),
+            (person_pdf, no_crl),
+            (replace_page_content(person_pdf), trust),
+            (person_pdf, TrustStore.empty()),
+            (person_pdf, trust),
+        ]
+        for rep in [only(verify_document(data, "pdf", None, store))]
+    ]
+    assert seen == [
+        ("valid", None),
+        ("invalid", "digest_mismatch"),
+        ("indeterminate", "revocation_unavailable"),
+        ("invalid", "modified_after_signing"),
+        ("untrusted", "no_path"),
+        ("valid", None),
+    ]
+
+
 def test_no_crl_is_indeterminate_in_hard_fail(pki: Pki, person_pdf: bytes):
     rep = only(verify_document(person_pdf, "pdf", None, TrustStore.load(pki.anchors)))
     assert (rep.verdict, rep.reason, rep.etsi) == (
