@@ -244,7 +244,8 @@ def _shared(cert: x509.Certificate) -> x509.Certificate:
     return known if known is not None else _CERTS.put(der, cert)
 
 
-# Certificates met in signatures, by DER, per process.
+# Certificates met in signatures, by DER, per process: the objects themselves (`_PARSED` only
+# records which DER parsed in full, and may hold a certificate a lenient reading skipped).
 _CERTS: Memo[bytes, x509.Certificate] = Memo(128)  # about 40 KB each, parsed
 
 

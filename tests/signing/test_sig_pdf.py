@@ -127,18 +127,16 @@ def test_one_certificate_in_many_documents_each_gets_its_own_verdict(
     at = person_pdf.index(b"CONG VAN 15/UBND-VP")
     tampered = person_pdf[:at] + b"D" + person_pdf[at + 1 :]
     no_crl = TrustStore.load(pki.anchors)
-    seen = [
-        (rep.verdict, rep.reason)
-        for data, store in [
-            (person_pdf, trust),
-            (tampered, trust),
-            (person_pdf, no_crl),
-            (replace_page_content(person_pdf), trust),
-            (person_pdf, TrustStore.empty()),
-            (person_pdf, trust),
-        ]
-        for rep in [only(verify_document(data, "pdf", None, store))]
+    cases = [
+        (person_pdf, trust),
+        (tampered, trust),
+        (person_pdf, no_crl),
+        (replace_page_content(person_pdf), trust),
+        (person_pdf, TrustStore.empty()),
+        (person_pdf, trust),
     ]
+    reports = [only(verify_document(data, "pdf", None, store)) for data, store in cases]
+    seen = [(rep.verdict, rep.reason) for rep in reports]
     assert seen == [
         ("valid", None),
         ("invalid", "digest_mismatch"),
