@@ -17,6 +17,7 @@ from typing import Literal
 
 import aiosmtplib
 
+from gateway.delivery import pipelining
 from gateway.delivery.wire import Data, send_data
 
 Outcome = Literal["delivered", "temporary", "permanent"]
@@ -269,6 +270,19 @@ async def transact(
                 ), True
             options.append("SMTPUTF8")
             encoding = "utf-8"
+        if pipelining.can_pipeline(client):
+            mail = pipelining.command("MAIL FROM", mail_from, options, encoding)
+            rcpt = pipelining.command("RCPT TO", recipient, [], encoding)
+            progress = [stage]
+            try:
+                stop = await pipelining.transaction(client, mail, rcpt, data, t, progress)
+            finally:
+                stage = session.stage = progress[0]
+            session.stage, session.clean = stop.stage, stop.clean
+            reply = stop.reply
+            return _from_response(reply.code, reply.message, target, stop.stage, tls), (
+                reply.code != 421
+            )
         await client.mail(mail_from, options=options, encoding=encoding, timeout=t)
         stage = session.stage = "RCPT TO"
         await client.rcpt(recipient, encoding=encoding, timeout=t)
@@ -278,7 +292,8 @@ async def transact(
         return _from_response(resp.code, resp.message, target, stage, tls), True
     except aiosmtplib.SMTPResponseException as e:
         session.clean = stage == "end of DATA"
-        return _from_response(e.code, e.message, target, stage, tls), e.code != 421
+        # 421: the server is closing; -1: a reply that could not be read (out of step)
+        return _from_response(e.code, e.message, target, stage, tls), e.code not in (421, -1)
     except (TimeoutError, aiosmtplib.SMTPTimeoutError):
         return _temporary(
             target, f"timed out after {t:g}s waiting for the reply to {stage}", tls, "4.4.2"

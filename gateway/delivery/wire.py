@@ -115,19 +115,26 @@ async def send_data(
         if start.code != 354:
             raise aiosmtplib.SMTPDataError(start.code, start.message)
         proto._response_pending = True
-        batch: list[bytes] = []
-        held = 0
-        for piece in wire_slices(data):
-            if batch and held + len(piece) > GROUP and len(piece) > TINY:
-                await _write(proto, batch, timeout)
-                batch, held = [], 0
-            batch.append(piece)
-            held += len(piece)
-        await _write(proto, batch, timeout)
+        await send_message(proto, data, timeout)
         response = await proto.read_response(timeout=timeout)
         if response.code != 250:
             raise aiosmtplib.SMTPDataError(response.code, response.message)
     return response
+
+
+async def send_message(proto: Any, data: Data, timeout: float) -> None:  # noqa: ASYNC109
+    """The message and the end marker, after the server's 354 (the reply is the caller's:
+    `send_data` reads it through aiosmtplib, a pipelined transaction through its own
+    reader)."""
+    batch: list[bytes] = []
+    held = 0
+    for piece in wire_slices(data):
+        if batch and held + len(piece) > GROUP and len(piece) > TINY:
+            await _write(proto, batch, timeout)
+            batch, held = [], 0
+        batch.append(piece)
+        held += len(piece)
+    await _write(proto, batch, timeout)
 
 
 async def _write(proto: Any, pieces: list[bytes], timeout: float) -> None:  # noqa: ASYNC109

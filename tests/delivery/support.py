@@ -60,6 +60,35 @@ class Recorder:
     got: list[Got] = field(default_factory=list)
     event: asyncio.Event = field(default_factory=asyncio.Event)
     peers: list[object] = field(default_factory=list)  # the client's (host, port) per DATA
+    pipelining: bool = False  # offer PIPELINING in the EHLO reply, as Postfix does
+    mail_script: list[str] = field(default_factory=list)  # replies to MAIL, then accept
+    rcpt_script: list[str] = field(default_factory=list)  # replies to RCPT, then accept
+
+    async def handle_EHLO(
+        self, server: SMTP, session: object, envelope: object, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # type: ignore[attr-defined]
+        if self.pipelining:
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: object, envelope: object, address: str, options: list[str]
+    ) -> str:
+        if self.mail_script:
+            return self.mail_script.pop(0)
+        envelope.mail_from = address  # type: ignore[attr-defined]
+        envelope.mail_options.extend(options)  # type: ignore[attr-defined]
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: object, envelope: object, address: str, options: list[str]
+    ) -> str:
+        if self.rcpt_script:
+            return self.rcpt_script.pop(0)
+        envelope.rcpt_tos.append(address)  # type: ignore[attr-defined]
+        envelope.rcpt_options.extend(options)  # type: ignore[attr-defined]
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: object, envelope: object) -> str:
         self.peers.append(session.peer)  # type: ignore[attr-defined]
