@@ -39,7 +39,6 @@ from store.db import Database, asyncpg_dsn, close_pool
 log = logging.getLogger("edocgw.smtp")
 
 REFRESH = 0.02  # seconds a backlog reading is used before it is read again
-STEP = 0.01  # how often a held transaction looks again
 RECENT = dt.timedelta(seconds=2)  # a claim this recent means a pipeline is taking work
 QUERY_TIMEOUT = 2.0
 FAILED_PAUSE = 1.0  # after a failed reading, none for this long (nobody is held)
@@ -58,6 +57,9 @@ class InFlow:
         self._read_at = float("-inf")
         self._refresh: asyncio.Task[None] | None = None
         self._failed_at = float("-inf")
+        self._held = 0  # transactions held now
+        self._caught_up = asyncio.Event()  # set when the held ones may go on
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -70,27 +72,49 @@ class InFlow:
             )
 
     async def close(self) -> None:
-        if self._refresh is not None:
-            self._refresh.cancel()
+        for task in (self._refresh, self._watcher):
+            if task is not None:
+                task.cancel()
         if self._pool is not None:
             await close_pool(self._pool, 5)
 
     async def wait(self) -> float:
         """Hold the caller while the pipeline is behind, up to `in_flow_delay`; the seconds
-        it was held."""
+        it was held.
+
+        Held transactions do not poll: one watcher reads the backlog every `REFRESH` while
+        anyone is held and releases them all at once when the pipeline has caught up. (Each
+        held session looking again every 10 ms cost a wake-up per session and step: a
+        burst from many senders held a hundred sessions and made ten thousand a second.)"""
         if not self.enabled:
             return 0.0
         started = time.monotonic()
         deadline = started + self.delay
         if not await self._behind(deadline):
             return 0.0
-        while time.monotonic() < deadline:
-            await asyncio.sleep(min(STEP, max(0.0, deadline - time.monotonic())))
-            if not await self._behind(deadline):
-                break
+        self._caught_up.clear()
+        self._held += 1
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch())
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._caught_up.wait(), max(0.0, deadline - time.monotonic())
+                )
+        finally:
+            self._held -= 1
         held = time.monotonic() - started
         metrics.inflow_held(held)
         return held
+
+    async def _watch(self) -> None:
+        """While anyone is held: a fresh reading every `REFRESH`; release all when the
+        pipeline is no longer behind (or the backlog cannot be read)."""
+        while self._held > 0:
+            await asyncio.sleep(REFRESH)
+            await self._behind(time.monotonic() + QUERY_TIMEOUT)
+            if not self._says_behind():
+                self._caught_up.set()
 
     async def _behind(self, deadline: float) -> bool:
         """From a reading at most REFRESH old; a reading that takes past `deadline` is not
@@ -103,6 +127,9 @@ class InFlow:
             # cancel it for the others.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._refresh), max(0.0, deadline - now))
+        return self._says_behind()
+
+    def _says_behind(self) -> bool:
         b = self._reading
         return (
             b is not None
