@@ -13,6 +13,7 @@ From domain as written.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.utils import getaddresses
@@ -46,13 +47,21 @@ def authenticated_from_domain(
     if auth_results is not None:
         ok = auth_results.get("dmarc") == "pass" or auth_results.get("from_aligned")
         return (auth_results.get("from_domain") or None) if ok else None
-    domains = {a.rpartition("@")[2].lower() for _, a in getaddresses([header_from or ""]) if a}
+    domains = {a.rpartition("@")[2].lower() for a in _addresses(header_from or "")}
     return domains.pop() if len(domains) == 1 else None
 
 
 def _from_address(header_from: str | None) -> str | None:
-    addrs = [a for _, a in getaddresses([header_from or ""]) if "@" in a]
+    addrs = [a for a in _addresses(header_from or "") if "@" in a]
     return addrs[0].lower() if len(addrs) == 1 else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _addresses(header_from: str) -> tuple[str, ...]:
+    """The addresses a From header names. Kept per header text: an agency's few senders
+    write the same From again and again, and the email package's address parser costs
+    more than the rest of the sender checks."""
+    return tuple(a for _, a in getaddresses([header_from]) if a)
 
 
 def sender_findings(

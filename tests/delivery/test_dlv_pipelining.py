@@ -262,3 +262,17 @@ def test_pipelining_under_tls_on_both_event_loops(tmp_path):
         assert outcomes == ["permanent", "delivered", "delivered"], run
         assert tls == [True, True, True]
         assert subjects == ["Thư 1", "Thư 2"]
+
+
+async def test_an_address_that_cannot_go_on_a_command_line_is_refused_before_sending():
+    rec = Recorder(pipelining=True)
+    sink = await start_sink(rec)
+    bad = await _send(sink.port, recipient="van thu@stttt.tayninh.gov.vn")
+    again = await _send(sink.port, recipient="van thu@stttt.tayninh.gov.vn")
+    good = await _send(sink.port)
+    await sink.close()
+    assert (bad.outcome, bad.status) == ("permanent", "5.1.3")
+    assert bad.reply.startswith("bad address")
+    assert again.outcome == "permanent", "a refused address is refused every time"
+    assert good.outcome == "delivered"
+    assert [g.rcpt_tos for g in rec.got] == [[INBOX]]
