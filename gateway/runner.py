@@ -91,12 +91,17 @@ class Runner(Generic[W]):
         return self.poll_interval
 
     async def idle(self, worker: str) -> None:
-        """Wait for new work: a NOTIFY, the poll interval, or stop(), whichever comes first."""
-        timeout = await self.idle_timeout()
+        """Wait for new work: a NOTIFY, the poll interval, or stop(), whichever comes first.
+        A NOTIFY that came while the batch was handled ends the wait at once, so the wait's
+        length (`idle_timeout`, a query for the delivery) is not asked for then: under load
+        the next batch has usually announced itself by the time this one is done."""
         if self.waker is not None and self.channel is not None:
+            if self.waker.take(self.channel):
+                return
+            timeout = await self.idle_timeout()
             await self.until_stopped(self.waker.wait(self.channel, timeout))
         else:
-            await self.sleep(timeout)
+            await self.sleep(await self.idle_timeout())
 
     def more_waiting(self, batch: Sequence[W]) -> bool:
         """After a batch: claim again at once (True) or wait first (False)."""

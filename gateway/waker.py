@@ -30,6 +30,15 @@ class Waker:
     def poke(self, channel: str) -> None:
         self._events[channel].set()
 
+    def take(self, channel: str) -> bool:
+        """Whether a NOTIFY (or a poke) for `channel` came since the last wait ended; it is
+        taken, as a `wait` that returned for it would have."""
+        ev = self._events[channel]
+        if not ev.is_set():
+            return False
+        ev.clear()
+        return True
+
     async def wait(self, channel: str, poll: float) -> None:
         """Return on a NOTIFY for `channel`, or after `poll` seconds at the latest."""
         ev = self._events[channel]

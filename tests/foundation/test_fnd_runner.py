@@ -219,3 +219,61 @@ async def test_an_error_while_handling_keeps_the_worker_and_the_claim_expires(
     finally:
         await r.stop()
     assert r.calls == 2 and (await _row(db, mid)).attempts == 2
+
+
+async def test_work_announced_during_a_batch_is_claimed_without_asking_how_long_to_wait(
+    db: Database,
+) -> None:
+    """A worker that goes idle with a NOTIFY already in hand claims again at once: the wait's
+    length (for the delivery, a query for the next retry due) is not asked for."""
+
+    class Counting(Marker):
+        def __init__(self) -> None:
+            super().__init__(db, "w1")
+            self.log: list[str] = []
+            self.second: int | None = None
+
+        def more_waiting(self, batch: Sequence[ClaimedMessage]) -> bool:
+            return False  # as the delivery after a batch smaller than its claim
+
+        async def idle_timeout(self) -> float:
+            self.log.append("asked")
+            return await super().idle_timeout()
+
+        async def handle(self, worker: str, batch: Sequence[ClaimedMessage]) -> None:
+            self.log += [f"handled {m.id}" for m in batch]
+            if self.second is None:
+                # another message, announced while this batch is handled
+                self.second = await _insert_one(db, b"Subject: second\r\n\r\nx")
+                assert self.waker is not None
+                event = self.waker._events[CHANNEL_RECEIVED]
+
+                async def announced() -> bool:
+                    return event.is_set()
+
+                await _until(announced, within=10)
+            await super().handle(worker, batch)
+
+    r = Counting()
+    await r.start()
+    try:
+
+        async def idle() -> bool:
+            return "asked" in r.log
+
+        await _until(idle, within=10)  # nothing there yet: idle, waiting for a NOTIFY
+        first = await _insert_one(db, b"Subject: first\r\n\r\nx")
+
+        async def both() -> bool:
+            return r.second is not None and f"handled {r.second}" in r.log
+
+        await _until(both, within=10)
+    finally:
+        await r.stop()
+    after_first = r.log[r.log.index(f"handled {first}") :]
+    assert after_first[:2] == [f"handled {first}", f"handled {r.second}"], r.log
+
+
+async def _insert_one(db: Database, raw: bytes) -> int:
+    async with db.transaction() as s:
+        return await insert_message(s, NewMessage(source="smtp", peer="127.0.0.1", raw=raw))
