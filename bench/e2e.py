@@ -405,7 +405,9 @@ class CpuMeter:
         for kind, p in procs:
             with contextlib.suppress(psutil.Error):
                 t = p.cpu_times()
-                out[kind] += t.user + t.system
+                # with what its children that ended used (a PostgreSQL backend whose
+                # connection closed, a replaced worker): else their CPU vanishes mid-load
+                out[kind] += t.user + t.system + t.children_user + t.children_system
         return out
 
 
