@@ -112,8 +112,7 @@ class InFlow:
         pipeline is no longer behind (or the backlog cannot be read)."""
         while self._held > 0:
             await asyncio.sleep(REFRESH)
-            await self._behind(time.monotonic() + QUERY_TIMEOUT)
-            if not self._says_behind():
+            if not await self._behind(time.monotonic() + QUERY_TIMEOUT):
                 self._caught_up.set()
 
     async def _behind(self, deadline: float) -> bool:

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import insert, select
 
+from gateway.delivery.connections import Connections
+from gateway.delivery.smtp import Result, Target, Timeouts, TlsContexts
 from store.agencies import AgencyIn, upsert_agency
 from store.db import Database
 from store.models import Delivery, Event, Message
@@ -156,6 +158,29 @@ async def start_sink(
         0,
     )
     return Sink(rec, server)
+
+
+async def send_kept(
+    pool: Connections,
+    target: Target,
+    contexts: TlsContexts,
+    timeouts: Timeouts,
+    *,
+    sender: str,
+    recipient: str,
+    subject: str,
+) -> Result:
+    """One letter through `pool`, whose callers count their deliveries under the key "k"."""
+    return await pool.send(
+        target,
+        mail_from=sender,
+        recipient=recipient,
+        data=make_raw(subject=subject),
+        helo="gw.test.gov.vn",
+        timeouts=timeouts,
+        contexts=contexts,
+        destination="k",
+    )
 
 
 def closed_port() -> int:

@@ -21,6 +21,7 @@ from tests.delivery.support import (
     events,
     make_raw,
     put_message,
+    send_kept,
     start_sink,
     state_is,
     wait_until,
@@ -169,15 +170,8 @@ async def test_a_session_the_server_closed_while_kept_costs_nothing(db):
     pool.want("k")  # another delivery in hand: the session is kept
 
     async def send(n: int) -> str:
-        r = await pool.send(
-            target,
-            mail_from=SENDER,
-            recipient=INBOX,
-            data=make_raw(subject=f"Thư {n}"),
-            helo="gw.test.gov.vn",
-            timeouts=timeouts,
-            contexts=contexts,
-            destination="k",
+        r = await send_kept(
+            pool, target, contexts, timeouts, sender=SENDER, recipient=INBOX, subject=f"Thư {n}"
         )
         return r.outcome
 

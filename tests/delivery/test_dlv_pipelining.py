@@ -14,6 +14,7 @@ from tests.delivery.support import (
     events,
     make_raw,
     put_message,
+    send_kept,
     server_tls_context,
     start_sink,
     state_is,
@@ -145,15 +146,8 @@ async def test_a_kept_session_stays_in_step_after_a_refused_recipient():
     pool.want("k")
 
     async def deliver(n: int, recipient: str = INBOX) -> Result:
-        return await pool.send(
-            target,
-            mail_from=SENDER,
-            recipient=recipient,
-            data=make_raw(subject=f"Thư {n}"),
-            helo="gw.test.gov.vn",
-            timeouts=TIMEOUTS,
-            contexts=contexts,
-            destination="k",
+        return await send_kept(
+            pool, target, contexts, TIMEOUTS, sender=SENDER, recipient=recipient, subject=f"Thư {n}"
         )
 
     first = await deliver(1)
@@ -236,20 +230,12 @@ def test_pipelining_under_tls_on_both_event_loops(tmp_path):
         target = Target("127.0.0.1", sink.port, "verify")
         pool.want("k")
         pool.want("k")
-        results = []
-        for n in range(3):
-            results.append(
-                await pool.send(
-                    target,
-                    mail_from=SENDER,
-                    recipient=INBOX,
-                    data=make_raw(subject=f"Thư {n}"),
-                    helo="gw.test.gov.vn",
-                    timeouts=TIMEOUTS,
-                    contexts=contexts,
-                    destination="k",
-                )
+        results = [
+            await send_kept(
+                pool, target, contexts, TIMEOUTS, sender=SENDER, recipient=INBOX, subject=f"Thư {n}"
             )
+            for n in range(3)
+        ]
         pool.unwant("k")
         pool.unwant("k")
         await pool.close(TIMEOUTS)
