@@ -512,7 +512,8 @@ async def top_statements(url: str, messages: int, top: int = 15) -> str:
     for r in rows:
         out.append(
             f"  {r['total_exec_time'] / messages:7.3f} ms"
-            f" (+{r['total_plan_time'] / messages:.3f} planning)"
+            f" (+{r['total_plan_time'] / messages:.3f} planning,"
+            f" {r['plans'] / max(1, r['calls']):.2f} plans/call)"
             f" {r['calls'] / messages:6.2f} calls "
             f"{r['wal_bytes'] / messages / 1024:8.1f} KB WAL  {r['q'][:140]}"
         )
