@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.direct import Executor, rows
 from store.models import Delivery, Message
 
 Claimable = type[Message] | type[Delivery]
@@ -132,7 +133,7 @@ def claim_statement(
 
 
 async def execute_claim(
-    session: AsyncSession,
+    session: Executor,
     statement: Any,
     *,
     worker: str,
@@ -141,11 +142,12 @@ async def execute_claim(
     budget: int | None = None,
     **params: Any,
 ) -> Sequence[Any]:
-    """Run a `claim_statement` for *worker*; *params* fill the caller's own parameters."""
+    """Run a `claim_statement` for *worker*; *params* fill the caller's own parameters. On
+    the process's own pool (`Database.direct`) the claim commits on its own."""
     values: dict[str, Any] = {"c_worker": worker, "c_lease": lease, "c_limit": limit, **params}
     if budget is not None:
         values["c_budget"] = budget
-    return (await session.execute(statement, values)).all()
+    return await rows(session, statement, values)
 
 
 async def release(session: AsyncSession, model: Claimable, ids: Sequence[int], worker: str) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from config import Settings
+from store.direct import open_pool
 from store.embedded import EmbeddedPostgres
 
 if TYPE_CHECKING:
@@ -33,6 +34,10 @@ CHANNEL_DELIVERIES = "edocgw_deliveries"
 _MIGRATION_LOCK = 0x6564_6F63  # "edoc": serialises concurrent `db upgrade`s
 # A pooled connection idle longer than this is pinged before use (see `ping_when_idle`).
 PING_IDLE = 2.0
+# The process's own asyncpg pool for the workers' frequent single statements (store/direct.py):
+# the pipeline workers' claims and the delivery's claim and next-due look-up.
+DIRECT_POOL_SIZE = 4
+DIRECT_TIMEOUT = 30.0  # seconds a connection or one statement on it may take
 
 # The handle `Database.transaction()` yields and every store function takes. Code outside
 # `store/` only passes it on, so it needs no SQLAlchemy of its own.
@@ -68,6 +73,8 @@ class Database:
     sessions: async_sessionmaker[AsyncSession]
     embedded: EmbeddedPostgres | None = None
     _closed: bool = field(default=False, repr=False)
+    _direct: asyncpg.Pool | None = field(default=None, repr=False)
+    _direct_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10, ping_idle: float = PING_IDLE) -> Database:
@@ -95,6 +102,17 @@ class Database:
             async with AsyncSession(bind=auto, expire_on_commit=False) as session:
                 yield session
 
+    async def direct(self) -> asyncpg.Pool:
+        """The pool `store.direct.rows` runs the workers' frequent single statements on, each
+        committing on its own as in `autocommit()`; opened on first use, closed by `close`."""
+        if self._direct is None:
+            async with self._direct_lock:
+                if self._direct is None:
+                    self._direct = await open_pool(
+                        asyncpg_dsn(self.url), max_size=DIRECT_POOL_SIZE, seconds=DIRECT_TIMEOUT
+                    )
+        return self._direct
+
     async def upgrade(self) -> list[str]:
         """Bring the schema to the newest revision; returns the revisions applied."""
         from store.migrate import upgrade_connection
@@ -121,6 +139,8 @@ class Database:
         if self._closed:
             return
         self._closed = True
+        if self._direct is not None:
+            await close_pool(self._direct, 5)
         await self.engine.dispose()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)

@@ -35,7 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import events
+from store import direct, events
+from store.direct import Executor
 from store.invitations import has_meeting
 from store.models import Agency, Delivery, Destination, Document, Message
 
@@ -109,7 +110,7 @@ def _not_paused() -> ColumnElement[bool]:
 
 
 async def claim_due(
-    session: AsyncSession,
+    session: Executor,
     *,
     worker: str,
     lease: dt.timedelta,
@@ -130,10 +131,8 @@ async def claim_due(
         "c_inline_raw": inline_raw,
         "c_cached": list(cached),
     }
-    rows = (await session.execute(_claim_due_statement(), params)).all()
     out = []
-    for r in rows:
-        fields = r._asdict()
+    for fields in await direct.named_rows(session, _claim_due_statement(), params):
         fields["doc_verdicts"] = tuple(fields["doc_verdicts"] or ())
         out.append(ClaimedDelivery(**fields))
     return out
@@ -219,10 +218,10 @@ def _claim_due_statement() -> Select[Any]:
     )
 
 
-async def next_due_at(session: AsyncSession) -> dt.datetime | None:
+async def next_due_at(session: Executor) -> dt.datetime | None:
     """When the earliest waiting delivery falls due, or a dead worker's claim expires (so an
     idle worker sleeps exactly that long rather than a whole poll interval)."""
-    row = (await session.execute(_next_due_statement())).one()
+    (row,) = await direct.rows(session, _next_due_statement(), {})
     return min((t for t in row if t is not None), default=None)
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store import deliveries, events, signatures
 from store.claims import claim_statement, execute_claim
 from store.db import CHANNEL_DELIVERIES
+from store.direct import Executor
 from store.events import append_event
 from store.models import Message
 from store.signatures import SignatureRow
@@ -91,7 +92,7 @@ class ClaimedMessage:
 
 
 async def claim_received(
-    session: AsyncSession,
+    session: Executor,
     *,
     worker: str,
     lease: dt.timedelta,

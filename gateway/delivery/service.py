@@ -102,14 +102,13 @@ class DeliveryService(Runner[ClaimedDelivery]):
     async def claim(self, worker: str) -> Sequence[ClaimedDelivery]:
         self._asked = self.slots - len(self._sending)
         recent = self.recent_raw
-        async with self.db.autocommit() as s:  # one statement
-            claimed = await repo.claim_due(
-                s,
-                worker=self.worker,
-                lease=self.lease,
-                limit=self._asked,
-                cached=recent.ids() if recent is not None else (),
-            )
+        claimed = await repo.claim_due(  # one statement, committed on its own (store/direct.py)
+            await self.db.direct(),
+            worker=self.worker,
+            lease=self.lease,
+            limit=self._asked,
+            cached=recent.ids() if recent is not None else (),
+        )
         if recent is None:
             return claimed
         # a message the pipeline just read comes from memory (one not there any more is read
@@ -145,8 +144,7 @@ class DeliveryService(Runner[ClaimedDelivery]):
     async def idle_timeout(self) -> float:
         poll = self.poll_interval
         try:
-            async with self.db.autocommit() as s:
-                due = await repo.next_due_at(s)
+            due = await repo.next_due_at(await self.db.direct())
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -120,16 +120,16 @@ class Pipeline(Runner[ClaimedMessage]):
         await self.pools.close()
 
     async def claim(self, worker: str) -> Sequence[ClaimedMessage]:
-        async with self.db.autocommit() as s:  # one statement, committed before the work
-            return await claim_received(
-                s,
-                worker=worker,
-                lease=self.lease,
-                limit=self.batch_size,
-                inline_max=INLINE_MAX,
-                max_bytes=CLAIM_BYTES,
-                weight_max=CLAIM_WEIGHT_MAX,
-            )
+        # one statement, committed on its own before the work (store/direct.py)
+        return await claim_received(
+            await self.db.direct(),
+            worker=worker,
+            lease=self.lease,
+            limit=self.batch_size,
+            inline_max=INLINE_MAX,
+            max_bytes=CLAIM_BYTES,
+            weight_max=CLAIM_WEIGHT_MAX,
+        )
 
     async def release(self, worker: str, unfinished: Sequence[ClaimedMessage]) -> None:
         """The interrupted attempts do not count against the messages (it was the stop)."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from store.db import Database, asyncpg_dsn, close_pool
+from store.direct import no_reset
 from store.messages import NewMessage, insert_messages
 
 log = logging.getLogger("edocgw.smtp")
@@ -69,7 +70,7 @@ class Committer:
             max_size=self.writers,
             timeout=10,
             command_timeout=self.timeout,
-            reset=_no_reset,
+            reset=no_reset,  # these connections only ever run the INSERT
         )
         self._tasks = [
             asyncio.create_task(self._writer(), name=f"smtp-commit-{n}")
@@ -151,12 +152,6 @@ class Committer:
         assert self._pool is not None
         stored = await insert_messages(self._pool, messages, duplicate_window=self.duplicate_window)
         return [m.id for m in stored]
-
-
-async def _no_reset(conn: asyncpg.Connection) -> None:
-    """asyncpg's default resets a connection on its way back to the pool (RESET ALL, UNLISTEN,
-    unlock): one more round trip, before `pool.fetch` returns, on every commit. These
-    connections only ever run the INSERT, which leaves no session state to reset."""
 
 
 def _fail(item: _Item, error: CommitError) -> None:

@@ -35,6 +35,7 @@ from gateway import metrics
 from gateway.pipeline.claimsize import CLAIM_WEIGHT_MAX, claim_round
 from store.backlog import Backlog, read_backlog
 from store.db import Database, asyncpg_dsn, close_pool
+from store.direct import no_reset
 
 log = logging.getLogger("edocgw.smtp")
 
@@ -68,7 +69,7 @@ class InFlow:
     async def start(self) -> None:
         if self.enabled:
             self._pool = await asyncpg.create_pool(
-                asyncpg_dsn(self.db.url), min_size=0, max_size=1, timeout=10
+                asyncpg_dsn(self.db.url), min_size=0, max_size=1, timeout=10, reset=no_reset
             )
 
     async def close(self) -> None:
