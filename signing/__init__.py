@@ -20,10 +20,11 @@ warnings.filterwarnings(
     module=r"(pyhanko|pyhanko_certvalidator|signxml|asn1crypto|oscrypto)(\.|$)",
 )
 
-from signing import _fastnames  # noqa: E402
+from signing import _certidmemo, _fastnames  # noqa: E402
 
 # before any certificate is compared: every module of this package compares names
 _fastnames.install()
+_certidmemo.install()
 
 from signing.cms import extract_p7m_content  # noqa: E402
 from signing.edocument import EDocumentCheck, check_e_document  # noqa: E402
