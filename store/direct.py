@@ -29,8 +29,10 @@ from sqlalchemy.sql.compiler import SQLCompiler
 Executor: TypeAlias = AsyncSession | asyncpg.Pool
 
 _DIALECT = PGDialect_asyncpg()
-# statement id -> (the statement, kept alive so its id stays its own; its compiled form)
+# statement id -> (the statement, kept alive so its id stays its own; its compiled form).
+# The statements passed are built once each; the bound only guards against one that is not.
 _COMPILED: dict[int, tuple[Any, SQLCompiler]] = {}
+_COMPILED_MAX = 256
 
 
 async def rows(executor: Executor, statement: Any, params: Mapping[str, Any]) -> Sequence[Any]:
@@ -54,6 +56,8 @@ async def named_rows(
 def _compiled(statement: Any) -> SQLCompiler:
     entry = _COMPILED.get(id(statement))
     if entry is None or entry[0] is not statement:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
         entry = _COMPILED[id(statement)] = (statement, statement.compile(dialect=_DIALECT))
     return entry[1]
 
