@@ -34,8 +34,8 @@ CHANNEL_DELIVERIES = "edocgw_deliveries"
 _MIGRATION_LOCK = 0x6564_6F63  # "edoc": serialises concurrent `db upgrade`s
 # A pooled connection idle longer than this is pinged before use (see `ping_when_idle`).
 PING_IDLE = 2.0
-# The process's own asyncpg pool for the workers' frequent single statements (store/direct.py):
-# the pipeline workers' claims and the delivery's claim and next-due look-up.
+# The process's own asyncpg pool for its frequent single statements (store/direct.py): the
+# pipeline workers' claims, the delivery's claim and next-due look-up, the pacing's reading.
 DIRECT_POOL_SIZE = 4
 DIRECT_TIMEOUT = 30.0  # seconds a connection or one statement on it may take
 
@@ -53,7 +53,7 @@ def normalise_url(url: str) -> str:
 
 
 async def close_pool(pool: asyncpg.Pool, seconds: float) -> None:
-    """Close one of the gateway's own asyncpg pools (the group commit's, the pacing's),
+    """Close one of the gateway's own asyncpg pools (the group commit's, `Database.direct`),
     giving connections in use `seconds` to come back before they are cut."""
     try:
         await asyncio.wait_for(pool.close(), seconds)

@@ -28,14 +28,11 @@ import datetime as dt
 import logging
 import time
 
-import asyncpg
-
 from config import Settings
 from gateway import metrics
 from gateway.pipeline.claimsize import CLAIM_WEIGHT_MAX, claim_round
 from store.backlog import Backlog, read_backlog
-from store.db import Database, asyncpg_dsn, close_pool
-from store.direct import no_reset
+from store.db import Database
 
 log = logging.getLogger("edocgw.smtp")
 
@@ -53,7 +50,6 @@ class InFlow:
         # what the pipeline workers of this process take in one claim each
         self.round_count, self.round_bytes = claim_round(settings.gateway.pipeline_workers)
         self.db = db
-        self._pool: asyncpg.Pool | None = None
         self._reading: Backlog | None = None
         self._read_at = float("-inf")
         self._refresh: asyncio.Task[None] | None = None
@@ -66,18 +62,10 @@ class InFlow:
     def enabled(self) -> bool:
         return self.delay > 0
 
-    async def start(self) -> None:
-        if self.enabled:
-            self._pool = await asyncpg.create_pool(
-                asyncpg_dsn(self.db.url), min_size=0, max_size=1, timeout=10, reset=no_reset
-            )
-
     async def close(self) -> None:
         for task in (self._refresh, self._watcher):
             if task is not None:
                 task.cancel()
-        if self._pool is not None:
-            await close_pool(self._pool, 5)
 
     async def wait(self) -> float:
         """Hold the caller while the pipeline is behind, up to `in_flow_delay`; the seconds
@@ -127,9 +115,6 @@ class InFlow:
             # cancel it for the others.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._refresh), max(0.0, deadline - now))
-        return self._says_behind()
-
-    def _says_behind(self) -> bool:
         b = self._reading
         return (
             b is not None
@@ -140,10 +125,9 @@ class InFlow:
         )
 
     async def _read(self) -> None:
-        assert self._pool is not None
         try:
             self._reading = await read_backlog(
-                self._pool,
+                await self.db.direct(),  # the process's pool for frequent single statements
                 lease=self.lease,
                 recent=RECENT,
                 within=QUERY_TIMEOUT,

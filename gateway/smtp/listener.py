@@ -79,7 +79,6 @@ class SmtpListener:
         self.committer = Committer(self.db, duplicate_window=s.gateway.duplicate_window)
         await self.committer.start()
         self.inflow = InFlow(s, self.db)
-        await self.inflow.start()
         directory = Directory(self.db, s)
         try:
             await directory.get()  # warm the cache; a failure here only delays it

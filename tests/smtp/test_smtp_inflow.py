@@ -224,7 +224,6 @@ async def test_zero_delay_turns_pacing_off(
 async def test_an_unreadable_backlog_holds_nobody(settings: Settings, pg_server: PgServer) -> None:
     missing = Database.connect(pg_server.url_for("edocgw_no_such_database"))
     inflow = InFlow(settings, missing)
-    await inflow.start()
     try:
         assert await asyncio.wait_for(inflow.wait(), 30) == 0.0
         assert await asyncio.wait_for(inflow.wait(), 30) == 0.0  # no new try within a second
