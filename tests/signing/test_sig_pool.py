@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 
 import pytest
@@ -76,3 +77,24 @@ def test_bad_trust_file_fails_at_construction(tmp_path):
     bad.write_text("not a certificate")
     with pytest.raises(TrustStoreError, match="bad.pem"):
         VerifyPool(1, [bad])
+
+
+def test_a_verifier_looks_at_changed_trust_files_at_most_once_a_second(
+    pki: Pki, person_pdf: bytes, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale CRL makes the signature indeterminate; the fresh one copied over it is used
+    once the look-again interval has passed, not on every verification."""
+    from gateway.processes import verify
+
+    crl = tmp_path / "inter.crl"
+    shutil.copy(pki.stale_crls[1], crl)
+    v = verify.Verifier(pki.anchors, [pki.crls[0], crl], "hard-fail")
+    assert v.document(person_pdf, "pdf", "cv.pdf", None)[0].verdict == "indeterminate"
+    shutil.copy(pki.crls[1], crl)
+    os.utime(crl, ns=(1, 1))  # a new mtime, whatever the clock resolution
+    before = v.trust
+    assert v.document(person_pdf, "pdf", "cv.pdf", None)[0].verdict == "indeterminate"
+    assert v.trust is before  # not looked at again within the second
+    monkeypatch.setattr(verify, "RELOAD_CHECK", 0.0)
+    assert v.document(person_pdf, "pdf", "cv.pdf", None)[0].verdict == "valid"
+    assert v.trust is not before
