@@ -521,7 +521,8 @@ async def top_statements(url: str, messages: int, top: int = 15) -> str:
 
 
 async def stage_breakdown(url: str) -> str:
-    """Where edocgw's latency goes: accept → deliveries created (pipeline) → delivered."""
+    """Where edocgw's latency goes, per load: accept → deliveries created (pipeline) →
+    delivered. A message's load is the first word of its subject's bracket (make_message)."""
     import asyncpg
 
     from store.db import asyncpg_dsn
@@ -529,7 +530,8 @@ async def stage_breakdown(url: str) -> str:
     conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
     try:
         rows = await conn.fetch(
-            """SELECT extract(epoch FROM d.created_at - m.received_at) AS pipe,
+            """SELECT substring(m.subject from '[(]([a-z0-9]+)') AS load,
+                      extract(epoch FROM d.created_at - m.received_at) AS pipe,
                       extract(epoch FROM d.delivered_at - d.created_at) AS dlv
                FROM deliveries d JOIN messages m ON m.id = d.message_id
                WHERE m.source = 'smtp' AND d.delivered_at IS NOT NULL"""
@@ -538,13 +540,18 @@ async def stage_breakdown(url: str) -> str:
         await conn.close()
     if not rows:
         return "no delivered rows"
-    pipe = sorted(float(r["pipe"]) * 1000 for r in rows)
-    dlv = sorted(float(r["dlv"]) * 1000 for r in rows)
-    return (
-        f"edocgw stages (all loads, {len(rows)} deliveries): accept→routed p50 "
-        f"{statistics.median(pipe):.0f} ms p99 {pipe[int(len(pipe) * 0.99)]:.0f} ms; "
-        f"routed→delivered p50 {statistics.median(dlv):.0f} ms p99 {dlv[int(len(dlv) * 0.99)]:.0f} ms"
-    )
+    out = []
+    for load in sorted({r["load"] or "?" for r in rows}):
+        mine = [r for r in rows if (r["load"] or "?") == load]
+        pipe = sorted(float(r["pipe"]) * 1000 for r in mine)
+        dlv = sorted(float(r["dlv"]) * 1000 for r in mine)
+        out.append(
+            f"edocgw stages ({load}, {len(mine)} deliveries): accept→routed p50 "
+            f"{statistics.median(pipe):.0f} ms p99 {pipe[int(len(pipe) * 0.99)]:.0f} ms; "
+            f"routed→delivered p50 {statistics.median(dlv):.0f} ms "
+            f"p99 {dlv[int(len(dlv) * 0.99)]:.0f} ms"
+        )
+    return "\n".join(out)
 
 
 def main() -> int:
