@@ -67,7 +67,7 @@ class Pipeline(Runner[ClaimedMessage]):
 
     name = "pipeline"
     channel = CHANNEL_RECEIVED
-    done_after_handle = False  # a batch is written behind (see `_run`): `finished()` says
+    done_after_handle = False  # batches are written behind (`_run`): `_write` lets them go
 
     def __init__(
         self,
