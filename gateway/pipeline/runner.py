@@ -12,7 +12,7 @@ The write goes *behind*: once a batch is prepared, its write starts as a task of
 the worker claims and prepares its next batch meanwhile (one write in flight per worker; the
 next waits for it). Written in line, the claim-analyse-write cycle left the analysis processes
 idle for the claim and the write, a fifth of the cycle on the signed load (bench/e2e.py:
-machine 8-16% idle, rate 0.45-0.54 of Postfix's; written behind, 4-11% idle and 0.47-0.64,
+machine 7-16% idle, rate 0.45-0.54 of Postfix's; written behind, 4-11% idle and 0.47-0.64,
 three runs of two rounds interleaved). A stop waits for the writes in flight (`settle`);
 what they did not write is released with the rest.
 
