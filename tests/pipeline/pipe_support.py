@@ -23,6 +23,8 @@ from store.messages import NewMessage, insert_message
 from store.models import Delivery, Event, Message
 
 PROCESSING = "vanban@gw.test.gov.vn"
+# The events of a message the pipeline processed and routed, in order.
+PROCESSED_EVENTS = ["received", "parsed", "classified", "verified", "routed"]
 
 AGENCIES = [
     AgencyIn(

@@ -17,7 +17,14 @@ from gateway.pipeline.analyse import AnalysisFailed, ContentAnalysis, analyse_co
 from store.db import CHANNEL_DELIVERIES, Database, asyncpg_dsn
 from store.models import Delivery, Document, Event, Message
 from store.results import DeliveryRow, DocumentRow, MessageResult, write_batch
-from tests.pipeline.pipe_support import events_of, make_mail, running, submit, wait_for
+from tests.pipeline.pipe_support import (
+    PROCESSED_EVENTS,
+    events_of,
+    make_mail,
+    running,
+    submit,
+    wait_for,
+)
 from tests.support.pki import make_pdf
 
 RELAY = ["ai.do@example.org"]
@@ -50,13 +57,7 @@ async def test_a_backlog_is_processed_in_batches_each_message_complete(
         await listener.close()
     assert {(m.state, m.attempts, m.claimed_by) for m in msgs.values()} == {("processed", 1, None)}
     for mid in ids:
-        assert [e.kind for e in await events_of(db, mid)] == [
-            "received",
-            "parsed",
-            "classified",
-            "verified",
-            "routed",
-        ]
+        assert [e.kind for e in await events_of(db, mid)] == PROCESSED_EVENTS
     assert await _count(db, select(func.count()).where(Delivery.message_id.in_(ids))) == 40
     assert sorted(int(x) for x in woken) == sorted(ids)
 

@@ -10,7 +10,14 @@ from typing import Any
 from config import Settings
 from gateway.notices.receipts import NoticeRequest
 from store.db import Database
-from tests.pipeline.pipe_support import events_of, make_mail, running, submit, wait_for
+from tests.pipeline.pipe_support import (
+    PROCESSED_EVENTS,
+    events_of,
+    make_mail,
+    running,
+    submit,
+    wait_for,
+)
 from tests.pipeline.test_pipe_workers import Recorder
 
 RELAY = ["ai.do@example.org"]
@@ -58,13 +65,7 @@ async def test_the_next_batch_is_analysed_while_the_last_one_is_written(
         msgs = await wait_for(db, [first, second], {"processed"})
     assert [(m.attempts, m.claimed_by) for m in msgs.values()] == [(1, None), (1, None)]
     for mid in (first, second):
-        assert [e.kind for e in await events_of(db, mid)] == [
-            "received",
-            "parsed",
-            "classified",
-            "verified",
-            "routed",
-        ]
+        assert [e.kind for e in await events_of(db, mid)] == PROCESSED_EVENTS
 
 
 async def test_a_stop_waits_for_the_write_in_flight(pipe_settings: Settings, db: Database) -> None:
