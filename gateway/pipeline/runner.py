@@ -261,4 +261,6 @@ class Pipeline(Runner[ClaimedMessage]):
             if final:
                 self.processed += 1
                 metrics.message_processed("failed")
+            else:  # written behind, so a worker may be waiting for work already: look again
+                self.poke()
             self.finished(worker, m)

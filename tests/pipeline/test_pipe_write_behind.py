@@ -81,3 +81,18 @@ async def test_a_stop_waits_for_the_write_in_flight(pipe_settings: Settings, db:
         assert not p.holding() and p.processed == 1
     msg = (await wait_for(db, [mid], {"processed"}, within=1))[mid]
     assert (msg.attempts, msg.claimed_by, msg.claimed_until) == (1, None, None)
+
+
+async def test_a_failed_attempt_is_taken_again_without_waiting_for_the_poll(
+    pipe_settings: Settings, db: Database
+) -> None:
+    """The failure is written behind, after the worker looked for work and found none: the
+    write itself wakes the worker, so a retry due at once does not wait for the slow poll."""
+    rec = Recorder(poison=b"POISON")
+    async with running(
+        pipe_settings, db, analyser=rec, poll_interval=600.0, workers=1, analysis_threads=True
+    ):
+        bad = await submit(db, make_mail("POISON", body="POISON", to=RELAY[0]), RELAY)
+        msgs = await wait_for(db, [bad], {"failed"}, within=30)
+    assert (msgs[bad].state, msgs[bad].attempts) == ("failed", 3)
+    assert rec.calls == [bad, bad, bad]
