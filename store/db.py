@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
+import asyncpg
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -23,9 +24,6 @@ from config import Settings
 from store.direct import open_pool
 from store.embedded import EmbeddedPostgres
 
-if TYPE_CHECKING:
-    import asyncpg
-
 log = logging.getLogger("edocgw.store")
 
 # NOTIFY channels: the pipeline listens on RECEIVED, delivery on DELIVERIES.
@@ -35,8 +33,11 @@ _MIGRATION_LOCK = 0x6564_6F63  # "edoc": serialises concurrent `db upgrade`s
 # A pooled connection idle longer than this is pinged before use (see `ping_when_idle`).
 PING_IDLE = 2.0
 # The process's own asyncpg pool for its frequent single statements (store/direct.py): the
-# pipeline workers' claims, the delivery's claim and next-due look-up, the pacing's reading.
-DIRECT_POOL_SIZE = 4
+# pipeline workers' claims and result writes, the delivery's claim, next-due look-up and
+# delivered writes, the pacing's reading. Up to six at once in a worker process (two
+# pipeline workers claiming and writing behind, the delivery's dispatcher and recorder);
+# connections open when first needed.
+DIRECT_POOL_SIZE = 6
 DIRECT_TIMEOUT = 30.0  # seconds a connection or one statement on it may take
 
 # The handle `Database.transaction()` yields and every store function takes. Code outside
@@ -177,9 +178,20 @@ def ping_when_idle(engine: AsyncEngine, idle: float) -> None:
 
 
 def connection_lost(error: BaseException) -> bool:
-    """Whether *error* is a transaction that failed because its connection was dead (the
-    pool has replaced it: trying again uses a fresh one)."""
-    return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
+    """Whether *error* is a transaction or statement that failed because its connection was
+    dead (SQLAlchemy's pool has replaced it; the process's own asyncpg pool replaces a
+    closed connection at its next checkout): trying again uses a fresh one."""
+    if isinstance(error, exc.DBAPIError):
+        return bool(error.connection_invalidated)
+    return isinstance(error, _LOST)
+
+
+# What asyncpg raises on a statement whose connection the server or the network closed.
+_LOST = (
+    asyncpg.exceptions.PostgresConnectionError,  # 08xxx, "closed in the middle of operation"
+    asyncpg.exceptions.OperatorInterventionError,  # 57Pxx: terminated, server shutting down
+    ConnectionError,
+)
 
 
 @asynccontextmanager

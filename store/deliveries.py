@@ -480,10 +480,11 @@ SELECT id FROM done
 
 
 async def record_delivered(
-    session: AsyncSession, worker: str, rows: Sequence[DeliveredRow]
+    executor: Executor, worker: str, rows: Sequence[DeliveredRow]
 ) -> set[int]:
-    """Mark `rows` delivered with their events in one round trip; returns the ids that were
-    still ours (the others lost their claim and got nothing written)."""
+    """Mark `rows` delivered with their events in one round trip (in the caller's transaction,
+    or alone on the process's own pool); returns the ids that were still ours (the others
+    lost their claim and got nothing written)."""
     if not rows:
         return set()
     params: dict[str, Any] = {
@@ -497,7 +498,7 @@ async def record_delivered(
         "e_kind": [k for r in rows for k, _ in r.events],
         "e_detail": [events.detail_json(d) for r in rows for _, d in r.events],
     }
-    return {r[0] for r in (await session.execute(_RECORD_DELIVERED, params)).all()}
+    return {r[0] for r in await direct.rows(executor, _RECORD_DELIVERED, params)}
 
 
 # ---- creating deliveries -------------------------------------------------------------------

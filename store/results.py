@@ -7,7 +7,7 @@ and deliveries are keyed by (message, recipient) with ON CONFLICT DO NOTHING.
 
 The pipeline works in batches: `claim_received` claims up to N messages, counts an attempt
 for each and reads their envelopes (and small raw messages) in one statement; `write_batch`
-stores the results of many messages in one statement (multi-row inserts from arrays), fenced
+stores the results of many messages in one statement (multi-row inserts from JSON rows), fenced
 by the claim: only messages still `received` and claimed by the writer are written.
 """
 
@@ -24,7 +24,7 @@ from sqlalchemy import Integer, bindparam, case, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import deliveries, events, signatures
+from store import deliveries, direct, events, signatures
 from store.claims import claim_statement, execute_claim
 from store.db import CHANNEL_DELIVERIES
 from store.direct import Executor
@@ -154,15 +154,16 @@ async def read_raw(session: AsyncSession, message_id: int) -> bytes:
 
 
 async def write_batch(
-    session: AsyncSession, worker: str, results: Sequence[MessageResult]
+    executor: Executor, worker: str, results: Sequence[MessageResult]
 ) -> dict[int, list[int]]:
     """Store every result whose message is still `received` and claimed by *worker*, in one
-    statement (so one round trip, and all or nothing). Returns, for each message written,
-    the ids of the deliveries created now; a message missing from it lost its claim and got
-    nothing written."""
+    statement (so one round trip, and all or nothing): in the caller's transaction, or alone
+    on the process's own pool (store/direct.py). Returns, for each message written, the ids
+    of the deliveries created now; a message missing from it lost its claim and got nothing
+    written."""
     if not results:
         return {}
-    rows = (await session.execute(_WRITE_BATCH, batch_params(worker, results))).all()
+    rows = await direct.rows(executor, _WRITE_BATCH, batch_params(worker, results))
     out: dict[int, list[int]] = {}
     for what, _id, message_id in rows:
         if what == "message":
@@ -193,71 +194,85 @@ def _no_nul(value: Any) -> Any:
 
 
 def batch_params(worker: str, results: Sequence[MessageResult]) -> dict[str, Any]:
-    """The arrays `_WRITE_BATCH` takes: one column per array, one entry per row."""
-    p: dict[str, list[Any]] = {k: [] for k in _ARRAYS}
+    """What `_WRITE_BATCH` takes: each row set (`_COLUMNS`) as one JSON array of rows."""
+    rows: dict[str, list[dict[str, Any]]] = {k: [] for k in _COLUMNS}
     for r in results:
         mid = r.message_id
-        for k, v in (
-            ("m_id", mid),
-            ("m_state", r.state),
-            ("m_verdict", r.verdict),
-            ("m_urgency", r.urgency),
-            ("m_error", r.error),
-            ("m_route_input", None if r.route_input is None else _json(r.route_input)),
-            ("m_edxml_ref", None if r.edxml_ref is None else _json(r.edxml_ref)),
-        ):
-            p[k].append(v)
+        rows["m"].append(
+            {
+                "id": mid,
+                "state": r.state,
+                "verdict": r.verdict,
+                "urgency": r.urgency,
+                "error": r.error,
+                "route_input": r.route_input,
+                "edxml_ref": r.edxml_ref,
+            }
+        )
         for doc in r.documents:
-            p["d_message"].append(mid)
-            p["d_part"].append(doc.part_path)
-            p["d_filename"].append(doc.filename)
-            p["d_declared"].append(doc.declared_type)
-            p["d_detected"].append(doc.detected_type)
-            p["d_size"].append(doc.size)
-            p["d_sha256"].append(doc.sha256)
-            p["d_verdict"].append(doc.verdict)
             facts = doc.facts
-            for col in _TEXT_FACTS:
-                p[f"d_{col}"].append(facts.get(col))
-            p["d_year"].append(facts.get("year"))
-            p["d_doc_date"].append(facts.get("doc_date"))
-            p["d_meeting_start"].append(facts.get("meeting_start"))
-            for col in ("recipients", "agency_codes"):
-                p[f"d_{col}"].append(_json(list(facts.get(col) or [])))
-            p["d_sources"].append(_json(doc.sources))
-            p["d_confidence"].append(_json(doc.confidence))
-            p["d_flags"].append(_json(list(doc.flags)))
-            p["d_defects"].append(_json(list(doc.defects)))
-            p["d_e_document"].append(None if doc.e_document is None else _json(doc.e_document))
-            # the document's position in the arrays is its ordinality in the statement
-            _signature_params(p, mid, len(p["d_message"]), doc.signatures)
-        _signature_params(p, mid, None, r.message_signatures)
+            rows["d"].append(
+                {
+                    "message": mid,
+                    "part": doc.part_path,
+                    "filename": doc.filename,
+                    "declared": doc.declared_type,
+                    "detected": doc.detected_type,
+                    "size": doc.size,
+                    "sha256": doc.sha256,
+                    "verdict": doc.verdict,
+                    **{col: facts.get(col) for col in _TEXT_FACTS},
+                    "year": facts.get("year"),
+                    "doc_date": _when(facts.get("doc_date")),
+                    "meeting_start": _when(facts.get("meeting_start")),
+                    "recipients": list(facts.get("recipients") or []),
+                    "agency_codes": list(facts.get("agency_codes") or []),
+                    "sources": doc.sources,
+                    "confidence": doc.confidence,
+                    "flags": list(doc.flags),
+                    "defects": list(doc.defects),
+                    "e_document": doc.e_document,
+                }
+            )
+            # the document's position in its row set is its ordinality in the statement
+            _signature_rows(rows["s"], mid, len(rows["d"]), doc.signatures)
+        _signature_rows(rows["s"], mid, None, r.message_signatures)
         for d in r.deliveries:
-            p["l_message"].append(mid)
-            p["l_recipient"].append(d.recipient)
-            p["l_agency"].append(d.agency_code)
-            p["l_priority"].append(d.priority)
-            p["l_state"].append(d.state)
+            rows["l"].append(
+                {
+                    "message": mid,
+                    "recipient": d.recipient,
+                    "agency": d.agency_code,
+                    "priority": d.priority,
+                    "state": d.state,
+                }
+            )
         for kind, detail in r.events:
-            p["e_message"].append(mid)
-            p["e_kind"].append(kind)
-            p["e_detail"].append(events.detail_json(detail))
+            rows["e"].append({"message": mid, "kind": kind, "detail": detail or {}})
         if any(d.state == "queued" for d in r.deliveries):
-            p["n_message"].append(mid)
-    for k, sql_type in _ARRAYS.items():
-        if sql_type == "text":
-            p[k] = [_no_nul(v) for v in p[k]]
-    return {"worker": worker, **p}
+            rows["n"].append({"message": mid})
+    return {"worker": worker, **{k: _json(v) for k, v in rows.items()}}
 
 
-def _signature_params(
-    p: dict[str, list[Any]], message_id: int, doc_ord: int | None, rows: list[SignatureRow]
+def _signature_rows(
+    out: list[dict[str, Any]], message_id: int, doc_ord: int | None, rows: list[SignatureRow]
 ) -> None:
     for s in rows:
-        p["s_message"].append(message_id)
-        p["s_doc_ord"].append(doc_ord)
+        row = {"message": message_id, "doc_ord": doc_ord}
         for col in _SIGNATURE_COLUMNS:
-            p[f"s_{col}"].append(getattr(s, col))
+            row[col] = getattr(s, col)
+        row["signing_time"] = _when(s.signing_time)
+        out.append(row)
+
+
+def _when(value: Any) -> Any:
+    """A date or time as its ISO text for the JSON rows; a time without a zone is taken as
+    this machine's local time, as the driver took it when the rows were arrays."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
 
 
 _TEXT_FACTS = (
@@ -280,59 +295,72 @@ _TEXT_FACTS = (
 _SIGNATURE_COLUMNS = signatures.COLUMNS
 _SIGNATURE_TYPES = {"signing_time": "timestamptz", "covers_whole_file": "boolean"}
 
-# name -> SQL array type, in the order of the unnest() column lists below
-_ARRAYS: dict[str, str] = {
-    "m_id": "bigint",
-    "m_state": "text",
-    "m_verdict": "text",
-    "m_urgency": "text",
-    "m_error": "text",
-    "m_route_input": "text",
-    "m_edxml_ref": "text",
-    "d_message": "bigint",
-    "d_part": "text",
-    "d_filename": "text",
-    "d_declared": "text",
-    "d_detected": "text",
-    "d_size": "bigint",
-    "d_sha256": "text",
-    "d_verdict": "text",
-    **{f"d_{c}": "text" for c in _TEXT_FACTS},
-    "d_year": "integer",
-    "d_doc_date": "date",
-    "d_meeting_start": "timestamptz",
-    "d_recipients": "text",
-    "d_agency_codes": "text",
-    "d_sources": "text",
-    "d_confidence": "text",
-    "d_flags": "text",
-    "d_defects": "text",
-    "d_e_document": "text",
-    "s_message": "bigint",
-    "s_doc_ord": "bigint",
-    **{f"s_{c}": _SIGNATURE_TYPES.get(c, "text") for c in _SIGNATURE_COLUMNS},
-    "l_message": "bigint",
-    "l_recipient": "text",
-    "l_agency": "text",
-    "l_priority": "smallint",
-    "l_state": "text",
-    "e_message": "bigint",
-    "e_kind": "text",
-    "e_detail": "text",
-    "n_message": "bigint",
+# Each row set of a batch -> its columns and their SQL types: m messages, d documents,
+# s signatures, l deliveries, e events, n messages whose new deliveries are announced.
+# A row set travels as one JSON parameter, read by jsonb_to_recordset. As some sixty arrays
+# (one per column), asyncpg checked every element in Python, about 0.45 us each and some
+# 130 per signed letter: a write of four letters cost the worker 0.65-0.68 ms of CPU, and
+# 0.41-0.46 ms as JSON rows (PostgreSQL's share rose from 0.26-0.28 to 0.33 ms).
+_COLUMNS: dict[str, dict[str, str]] = {
+    "m": {
+        "id": "bigint",
+        "state": "text",
+        "verdict": "text",
+        "urgency": "text",
+        "error": "text",
+        "route_input": "jsonb",
+        "edxml_ref": "jsonb",
+    },
+    "d": {
+        "message": "bigint",
+        "part": "text",
+        "filename": "text",
+        "declared": "text",
+        "detected": "text",
+        "size": "bigint",
+        "sha256": "text",
+        "verdict": "text",
+        **{c: "text" for c in _TEXT_FACTS},
+        "year": "integer",
+        "doc_date": "date",
+        "meeting_start": "timestamptz",
+        "recipients": "jsonb",
+        "agency_codes": "jsonb",
+        "sources": "jsonb",
+        "confidence": "jsonb",
+        "flags": "jsonb",
+        "defects": "jsonb",
+        "e_document": "jsonb",
+    },
+    "s": {
+        "message": "bigint",
+        "doc_ord": "bigint",
+        **{c: _SIGNATURE_TYPES.get(c, "text") for c in _SIGNATURE_COLUMNS},
+    },
+    "l": {
+        "message": "bigint",
+        "recipient": "text",
+        "agency": "text",
+        "priority": "smallint",
+        "state": "text",
+    },
+    "e": {"message": "bigint", "kind": "text", "detail": "jsonb"},
+    "n": {"message": "bigint"},
 }
 
 
-def _unnest(prefix: str) -> str:
-    """`unnest(CAST(:x AS t[]), …) WITH ORDINALITY AS alias(x, …, ord)` for one prefix."""
-    names = [k for k in _ARRAYS if k.startswith(prefix + "_")]
-    arrays = ", ".join(f"CAST(:{k} AS {_ARRAYS[k]}[])" for k in names)
-    cols = ", ".join(k[len(prefix) + 1 :] for k in names)
-    return f"unnest({arrays}) WITH ORDINALITY AS {prefix}({cols}, ord)"
+def _rows(prefix: str) -> str:
+    """The rows of one row set, with their ordinality, as the table `prefix`."""
+    cols = _COLUMNS[prefix]
+    types = ", ".join(f"{c} {t}" for c, t in cols.items())
+    return (
+        f"ROWS FROM (jsonb_to_recordset(CAST(CAST(:{prefix} AS text) AS jsonb)) AS ({types})) "
+        f"WITH ORDINALITY AS {prefix}({', '.join(cols)}, ord)"
+    )
 
 
 def _text_array(col: str) -> str:
-    return f"ARRAY(SELECT jsonb_array_elements_text(CAST(d.{col} AS jsonb)))"
+    return f"ARRAY(SELECT jsonb_array_elements_text(d.{col}))"
 
 
 _FACT_SQL = ", ".join(f"d.{c}" for c in _TEXT_FACTS)
@@ -346,14 +374,14 @@ _SIG_SQL = ", ".join(f"s.{c}" for c in _SIGNATURE_COLUMNS)
 _NEW_DELIVERIES = deliveries.insert_sql(
     f"""
     SELECT {deliveries.NEXT_DELIVERY_ID}, l.message, l.recipient, l.agency, l.priority, l.state
-    FROM {_unnest("l")}
+    FROM {_rows("l")}
     WHERE l.message IN (SELECT id FROM owned)
     ORDER BY l.ord"""
 )
 _NEW_EVENTS = events.insert_sql(
     f"""
-    SELECT e.kind, e.message, CAST(NULL AS bigint), CAST(e.detail AS jsonb)
-    FROM {_unnest("e")}
+    SELECT e.kind, e.message, CAST(NULL AS bigint), e.detail
+    FROM {_rows("e")}
     WHERE e.message IN (SELECT id FROM owned)
     ORDER BY e.ord"""
 )
@@ -362,9 +390,9 @@ _WRITE_BATCH = text(
 WITH owned AS (
     UPDATE messages AS msg
     SET state = m.state, verdict = m.verdict, urgency = m.urgency, error = m.error,
-        route_input = CAST(m.route_input AS jsonb), edxml_ref = CAST(m.edxml_ref AS jsonb),
+        route_input = m.route_input, edxml_ref = m.edxml_ref,
         claimed_by = NULL, claimed_until = NULL, updated_at = now()
-    FROM {_unnest("m")}
+    FROM {_rows("m")}
     WHERE msg.id = m.id AND msg.state = 'received' AND msg.claimed_by = :worker
     RETURNING msg.id
 ), old_sigs AS (
@@ -373,7 +401,7 @@ WITH owned AS (
     DELETE FROM documents WHERE message_id IN (SELECT id FROM owned)
 ), doc AS (
     SELECT nextval(pg_get_serial_sequence('documents', 'id')) AS id, d.*
-    FROM {_unnest("d")}
+    FROM {_rows("d")}
     WHERE d.message IN (SELECT id FROM owned)
 ), new_docs AS (
     INSERT INTO documents (
@@ -383,15 +411,13 @@ WITH owned AS (
     )
     SELECT d.id, d.message, d.part, d.filename, d.declared, d.detected, d.size, d.sha256,
            d.verdict, {_FACT_SQL}, d.year, d.doc_date, d.meeting_start,
-           {_text_array("recipients")},
-           {_text_array("agency_codes")}, CAST(d.sources AS jsonb),
-           CAST(d.confidence AS jsonb), {_text_array("flags")}, {_text_array("defects")},
-           CAST(d.e_document AS jsonb)
+           {_text_array("recipients")}, {_text_array("agency_codes")}, d.sources,
+           d.confidence, {_text_array("flags")}, {_text_array("defects")}, d.e_document
     FROM doc AS d
 ), new_sigs AS (
     INSERT INTO signatures (message_id, document_id, {", ".join(_SIGNATURE_COLUMNS)})
     SELECT s.message, doc.id, {_SIG_SQL}
-    FROM {_unnest("s")}
+    FROM {_rows("s")}
     LEFT JOIN doc ON doc.ord = s.doc_ord
     WHERE s.message IN (SELECT id FROM owned)
 ), new_deliveries AS (
@@ -406,7 +432,7 @@ UNION ALL
 SELECT 'notify', NULL, sent.message
 FROM (
     SELECT n.message, pg_notify('{CHANNEL_DELIVERIES}', CAST(n.message AS text))
-    FROM {_unnest("n")}
+    FROM {_rows("n")}
     WHERE n.message IN (SELECT id FROM owned)
 ) AS sent
 """

@@ -246,15 +246,10 @@ def _attempt_detail(d: ClaimedDelivery, result: Result, attempts: int, worker: s
     }
 
 
-async def apply_delivered(
-    session: Transaction,
-    settings: Settings,
-    items: Sequence[tuple[ClaimedDelivery, Result]],
-    worker: str,
-) -> set[int]:
-    """`apply_outcome` for a batch of accepted deliveries: the rows and their events in one
-    statement, then each delivery receipt (in a savepoint, so one bad receipt does not undo
-    the batch). Returns the ids recorded; the rest had lost their claim."""
+def delivered_rows(
+    items: Sequence[tuple[ClaimedDelivery, Result]], worker: str
+) -> list[repo.DeliveredRow]:
+    """What recording each accepted delivery writes: the row and its two events."""
     rows = []
     for d, r in items:
         attempts = d.attempts + 1
@@ -269,7 +264,20 @@ async def apply_delivered(
                 events=(("attempt", _attempt_detail(d, r, attempts, worker)), ("delivered", base)),
             )
         )
-    done = await repo.record_delivered(session, worker, rows)
+    return rows
+
+
+async def apply_delivered(
+    session: Transaction,
+    settings: Settings,
+    items: Sequence[tuple[ClaimedDelivery, Result]],
+    worker: str,
+) -> set[int]:
+    """`apply_outcome` for a batch of accepted deliveries: the rows and their events in one
+    statement, then each delivery receipt (in a savepoint, so one bad receipt does not undo
+    the batch). Returns the ids recorded; the rest had lost their claim. With receipts off,
+    `delivered_rows` and `record_delivered` alone do the same in one statement."""
+    done = await repo.record_delivered(session, worker, delivered_rows(items, worker))
     wanted = [
         (d, {"recipient": d.recipient, "code": r.code, "reply": r.reply, "agency": d.agency_code})
         for d, r in items

@@ -25,7 +25,7 @@ from gateway.delivery import invitations
 from gateway.delivery.connections import Connections
 from gateway.delivery.dkimsign import DkimSigner
 from gateway.delivery.edxml_out import package_mail
-from gateway.delivery.outcome import apply_delivered, apply_outcome
+from gateway.delivery.outcome import apply_delivered, apply_outcome, delivered_rows
 from gateway.delivery.route import RouteInput, resolve, shared_resolver
 from gateway.delivery.smtp import Result, Target, Timeouts, TlsContexts
 from gateway.delivery.trace import line_ending, trace_headers
@@ -330,10 +330,13 @@ class DeliveryService(Runner[ClaimedDelivery]):
     async def _write_batch_once(
         self, batch: list[tuple[ClaimedDelivery, Result, asyncio.Future[bool]]]
     ) -> None:
-        async with self.db.transaction() as s:
-            done = await apply_delivered(
-                s, self.settings, [(d, r) for d, r, _ in batch], self.worker
-            )
+        items = [(d, r) for d, r, _ in batch]
+        if self.settings.receipts.enabled:
+            async with self.db.transaction() as s:
+                done = await apply_delivered(s, self.settings, items, self.worker)
+        else:  # one statement: alone on the process's own pool (gateway/pipeline/writer.py)
+            rows = delivered_rows(items, self.worker)
+            done = await repo.record_delivered(await self.db.direct(), self.worker, rows)
         for d, _, fut in batch:
             if not fut.done():
                 fut.set_result(d.id in done)

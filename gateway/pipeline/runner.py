@@ -115,7 +115,10 @@ class Pipeline(Runner[ClaimedMessage]):
         self.preparer = BatchPreparer(
             settings, db, self.pools, analyser, AgencyCache(db, agency_ttl)
         )
-        notices = _default_notices() if notice is True else (notice or None)
+        if notice is True:  # none to queue when receipts are off: batches write without them
+            notices = _default_notices() if settings.receipts.enabled else None
+        else:
+            notices = notice or None
         self.writer = ResultWriter(db, settings, notices, retry_delay)  # type: ignore[arg-type]
         self.processed = 0  # messages this component finished (any final state)
         self._writing: dict[str, asyncio.Task[None]] = {}  # worker -> its write in flight

@@ -33,7 +33,8 @@ SENDER = "vanthu@tayninh.gov.vn"
 LEASE = dt.timedelta(minutes=1)
 
 
-async def test_claim_brings_what_sending_needs_and_outcomes_are_fenced(db, settings):
+@pytest.mark.parametrize("alone", [False, True], ids=["in-transaction", "alone"])
+async def test_claim_brings_what_sending_needs_and_outcomes_are_fenced(db, settings, alone):
     await add_agency(db, AGENCY, INBOX, "smtp://127.0.0.1:2525")
     raw = make_raw(subject="Lô")
     m1, (d1,) = await put_message(db, raw, [(INBOX, AGENCY, 0)])
@@ -63,8 +64,12 @@ async def test_claim_brings_what_sending_needs_and_outcomes_are_fenced(db, setti
         )
         for c in claimed
     ]
-    async with db.transaction() as s:
-        done = await repo.record_delivered(s, "w1", rows)
+    # as the service records them: in a transaction with receipts, else alone on its pool
+    if alone:
+        done = await repo.record_delivered(await db.direct(), "w1", rows)
+    else:
+        async with db.transaction() as s:
+            done = await repo.record_delivered(s, "w1", rows)
     assert done == {d1}
     one, two = await delivery(db, d1), await delivery(db, d2)
     assert (one.state, one.attempts, one.claimed_by, one.delivered_at is not None) == (
@@ -138,7 +143,11 @@ async def test_queue_notices_matches_one_by_one(db, settings):
     assert [e.detail["notice_message"] for e in sent] == [ids[0], ids[3]]
 
 
-async def test_one_session_carries_a_burst_to_one_destination(db, dsettings, run_service):
+@pytest.mark.parametrize("receipts", [True, False], ids=["receipts", "no-receipts"])
+async def test_one_session_carries_a_burst_to_one_destination(db, dsettings, run_service, receipts):
+    """Each delivery of a burst is sent once and recorded once with its events, whether the
+    batch's record is a transaction (receipts on) or its one statement alone (off)."""
+    dsettings.receipts.enabled = receipts
     dest = await start_sink()
     await add_agency(db, AGENCY, INBOX, dest.route)
     ids = [
@@ -153,6 +162,9 @@ async def test_one_session_carries_a_burst_to_one_destination(db, dsettings, run
 
     await wait_until(all_delivered, 15, "the burst")
     assert len(dest.got) == 12, "each delivered exactly once"
+    for d in ids:
+        assert [e.kind for e in await events(db, delivery_id=d)] == ["attempt", "delivered"]
+        assert (await delivery(db, d)).attempts == 1
     assert len(set(dest.recorder.peers)) < 12, "sessions were reused"
     assert svc.connections.reused > 0
     await svc.stop()

@@ -172,3 +172,34 @@ async def _delivered(db_url: str, d_id: int) -> bool:
         return False
     finally:
         await conn.close()
+
+
+async def test_with_receipts_off_a_record_whose_pool_connection_died_is_written_again(
+    db, db_url, dsettings
+):
+    """Receipts off, an accepted delivery is recorded by one statement on the process's own
+    pool. The sink cuts that pool's connection (the one the claim just used) before its 250:
+    the delivery is still recorded, once, and not sent again."""
+    dsettings.receipts.enabled = False
+    rec = _CutsOne(db_url=db_url)
+    dest = await start_sink(rec)
+    await add_agency(db, AGENCY, INBOX, dest.route)
+    _, (d_id,) = await put_message(db, make_raw(), [(INBOX, AGENCY, 0)])
+    own = Database.connect(db_url, pool_size=1, ping_idle=3600.0)
+    svc = DeliveryService(dsettings, own)
+    try:
+        await svc.setup()
+        pool = await own.direct()
+        rec.victim = int(await pool.fetchval("SELECT pg_backend_pid()"))
+        claimed = await svc.claim("w")  # on that connection: the pool's only one so far
+        assert [d.id for d in claimed] == [d_id]
+        await svc.handle("w", claimed)
+        await svc.settle()
+        assert await _delivered(db_url, d_id), "recorded on a fresh connection"
+        assert len(dest.got) == 1
+        kinds = [e.kind for e in await events(db, delivery_id=d_id)]
+        assert kinds == ["attempt", "delivered"]
+    finally:
+        await svc.settle()
+        await own.close()
+        await dest.close()

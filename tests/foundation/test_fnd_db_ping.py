@@ -7,6 +7,7 @@ then serves fresh connections.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -63,9 +64,41 @@ async def test_a_busy_connection_fails_once_then_the_pool_is_fresh(db_url: str):
         assert await _backend_pid(db) != first
 
 
+async def test_the_own_pool_replaces_a_dropped_connection_and_a_cut_statement_is_lost(
+    db_url: str,
+):
+    """The process's own asyncpg pool (store/direct.py), where the workers' single-statement
+    writes run: an idle connection the server dropped is replaced at the next checkout; one
+    cut in the middle of a statement fails as a lost connection (so the delivery's recorder
+    writes again), and the next statement runs on a fresh one."""
+    async with _pool(db_url, size=1, ping_idle=3600.0) as db:
+        pool = await db.direct()
+        first = int(await pool.fetchval("SELECT pg_backend_pid()"))
+        await _kill(db_url, first)
+        second = int(await pool.fetchval("SELECT pg_backend_pid()"))
+        assert second != first
+        busy = asyncio.create_task(pool.fetchval("SELECT pg_sleep(10)"))
+        for _ in range(200):  # the statement is running on the one connection
+            probe = await asyncpg.connect(asyncpg_dsn(db_url), timeout=10)
+            try:
+                q = "SELECT count(*) FROM pg_stat_activity WHERE pid=$1 AND state='active'"
+                running = await probe.fetchval(q, second)
+            finally:
+                await probe.close()
+            if running:
+                break
+            await asyncio.sleep(0.02)
+        await _kill(db_url, second)
+        with pytest.raises(Exception) as failed:
+            await asyncio.wait_for(busy, 10)
+        assert connection_lost(failed.value), repr(failed.value)
+        assert int(await pool.fetchval("SELECT pg_backend_pid()")) not in (first, second)
+
+
 def test_other_errors_are_not_lost_connections():
     assert not connection_lost(ValueError("x"))
     assert not connection_lost(RuntimeError("connection"))
+    assert not connection_lost(asyncpg.exceptions.UniqueViolationError("duplicate key"))
 
 
 async def test_autocommit_statements_stand_alone_and_the_connection_goes_back_transactional(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from sqlalchemy import func, select, update
 
 from config import Settings
@@ -62,7 +63,12 @@ async def test_a_backlog_is_processed_in_batches_each_message_complete(
     assert sorted(int(x) for x in woken) == sorted(ids)
 
 
-async def test_write_batch_writes_only_messages_still_claimed_by_the_writer(db: Database) -> None:
+@pytest.mark.parametrize("alone", [False, True], ids=["in-transaction", "alone"])
+async def test_write_batch_writes_only_messages_still_claimed_by_the_writer(
+    db: Database, alone: bool
+) -> None:
+    """Fenced by the statement itself: the same in a transaction (with notices to queue) and
+    alone on the process's own pool (gateway/pipeline/writer.py)."""
     mine, lost = await submit(db, plain(1), RELAY), await submit(db, plain(2), RELAY)
     async with db.transaction() as s:
         await s.execute(update(Message).where(Message.id == mine).values(claimed_by="w"))
@@ -79,8 +85,11 @@ async def test_write_batch_writes_only_messages_still_claimed_by_the_writer(db: 
             events=[("parsed", {"documents": 1})],
         )
 
-    async with db.transaction() as s:
-        written = await write_batch(s, "w", [result(mine), result(lost)])
+    if alone:
+        written = await write_batch(await db.direct(), "w", [result(mine), result(lost)])
+    else:
+        async with db.transaction() as s:
+            written = await write_batch(s, "w", [result(mine), result(lost)])
     assert list(written) == [mine] and len(written[mine]) == 1
     async with db.sessions() as s:
         states = dict((await s.execute(select(Message.id, Message.state))).all())
