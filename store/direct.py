@@ -5,8 +5,11 @@ session spent about 370 us (an `autocommit()` session: the session, a pool check
 isolation-level switch and six greenlet switches; measured on this project's embedded server,
 one short statement, 2,000 times, uvloop). The pipeline's claim, the delivery's claim and its
 next-due look-up each run once or more per batch: on the 200 KB load, with two letters a
-claim, that overhead came to a tenth of the worker's CPU. The listener's pacing reads the
-backlog (store/backlog.py) on the same pool, every 20 ms while senders are held.
+claim, that overhead came to a tenth of the worker's CPU. The pipeline's result write and
+the delivery's record of accepted mail, also once per batch, run here too when each is one
+statement (receipts off), which also saves the BEGIN and COMMIT round trips a session adds
+(gateway/pipeline/writer.py). The listener's pacing reads the backlog (store/backlog.py) on
+the same pool, every 20 ms while senders are held.
 
 The statements stay what they were, built once with SQLAlchemy where they live
 (store/claims.py, store/results.py, store/deliveries.py); `rows` compiles each once for
