@@ -11,8 +11,12 @@ _FALLBACK_CHARSETS = ("utf-8", "cp1258")
 def nfc(text: str) -> str:
     """NFC-normalise: cp1258 and some PDF producers yield combining tone marks. NUL (which an
     encoded-word or RFC 2231 `%00` can smuggle in) becomes U+FFFD: it means nothing in these
-    texts, and PostgreSQL refuses it in text columns."""
-    return unicodedata.normalize("NFC", text).replace("\x00", "\ufffd")
+    texts, and PostgreSQL refuses it in text columns. ASCII text is NFC already: Python
+    knows a string is ASCII without reading it, while `normalize` checks every character
+    (0.2 ms for a 200 KB plain-text body)."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    return text.replace("\x00", "\ufffd")
 
 
 def decode_bytes(data: bytes, charset: str | None = None) -> tuple[str, list[str]]:

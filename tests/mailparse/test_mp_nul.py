@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from mailparse import parse
 
 RAW = (
@@ -22,3 +24,19 @@ def test_nul_in_subject_and_filename_is_replaced():
     assert "\x00" not in msg.subject and msg.subject == "Công văn\ufffd số 15"
     (att,) = msg.attachments
     assert att.filename == "van\ufffdban.txt"
+
+
+def test_a_body_is_composed_and_cleaned_whether_it_is_ascii_or_not():
+    """An ASCII body skips normalisation (it is NFC already) but still loses its NULs; a body
+    whose tone marks come as combining characters (cp1258, some PDF producers) is composed."""
+    decomposed = unicodedata.normalize("NFD", "Kính gửi: Sở Nội vụ").encode()
+    cases = [
+        (b"Kinh gui: So Noi vu\x00 tinh Tay Ninh", "Kinh gui: So Noi vu\ufffd tinh Tay Ninh"),
+        (decomposed, "Kính gửi: Sở Nội vụ"),
+    ]
+    for body, want in cases:
+        raw = (
+            b"From: a@b.gov.vn\r\nTo: vanban@localhost\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + body + b"\r\n"
+        )
+        assert parse(raw).body_text.strip() == want
