@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import dataclass
 
 import asyncpg
+import pytest
 from sqlalchemy import select, text
 
 from gateway.delivery.service import DeliveryService
@@ -128,12 +129,16 @@ class _CutsOne(Recorder):
         return await super().handle_DATA(server, session, envelope)
 
 
+@pytest.mark.parametrize("receipts", [True, False], ids=["receipts", "no-receipts"])
 async def test_the_recorder_meets_the_dead_connection_and_writes_again_on_a_fresh_one(
-    db, db_url, dsettings
+    db, db_url, dsettings, receipts
 ):
-    """The same as above, made certain: the service's pool holds one connection, never
-    pinged, and nothing else uses it between the claim and the record, so the recorder's
-    first write is the one on the connection the server cut."""
+    """The same as above, made certain: the connection the record goes out on is the only
+    one of its pool, never pinged, and the sink cuts it before its 250, so the recorder's
+    first write is the one on the connection the server cut. With receipts, the record is a
+    transaction on the SQLAlchemy pool; without, one statement on the process's own asyncpg
+    pool, the one the claim just used."""
+    dsettings.receipts.enabled = receipts
     rec = _CutsOne(db_url=db_url)
     dest = await start_sink(rec)
     await add_agency(db, AGENCY, INBOX, dest.route)
@@ -142,8 +147,12 @@ async def test_the_recorder_meets_the_dead_connection_and_writes_again_on_a_fres
     svc = DeliveryService(dsettings, own)
     try:
         await svc.setup()
-        async with own.autocommit() as s:
-            rec.victim = int((await s.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        if receipts:
+            async with own.autocommit() as s:
+                pid = (await s.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        else:
+            pid = await (await own.direct()).fetchval("SELECT pg_backend_pid()")
+        rec.victim = int(pid)
         claimed = await svc.claim("w")
         assert [d.id for d in claimed] == [d_id]
         await svc.handle("w", claimed)
@@ -172,34 +181,3 @@ async def _delivered(db_url: str, d_id: int) -> bool:
         return False
     finally:
         await conn.close()
-
-
-async def test_with_receipts_off_a_record_whose_pool_connection_died_is_written_again(
-    db, db_url, dsettings
-):
-    """Receipts off, an accepted delivery is recorded by one statement on the process's own
-    pool. The sink cuts that pool's connection (the one the claim just used) before its 250:
-    the delivery is still recorded, once, and not sent again."""
-    dsettings.receipts.enabled = False
-    rec = _CutsOne(db_url=db_url)
-    dest = await start_sink(rec)
-    await add_agency(db, AGENCY, INBOX, dest.route)
-    _, (d_id,) = await put_message(db, make_raw(), [(INBOX, AGENCY, 0)])
-    own = Database.connect(db_url, pool_size=1, ping_idle=3600.0)
-    svc = DeliveryService(dsettings, own)
-    try:
-        await svc.setup()
-        pool = await own.direct()
-        rec.victim = int(await pool.fetchval("SELECT pg_backend_pid()"))
-        claimed = await svc.claim("w")  # on that connection: the pool's only one so far
-        assert [d.id for d in claimed] == [d_id]
-        await svc.handle("w", claimed)
-        await svc.settle()
-        assert await _delivered(db_url, d_id), "recorded on a fresh connection"
-        assert len(dest.got) == 1
-        kinds = [e.kind for e in await events(db, delivery_id=d_id)]
-        assert kinds == ["attempt", "delivered"]
-    finally:
-        await svc.settle()
-        await own.close()
-        await dest.close()

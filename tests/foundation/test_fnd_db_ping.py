@@ -78,16 +78,15 @@ async def test_the_own_pool_replaces_a_dropped_connection_and_a_cut_statement_is
         second = int(await pool.fetchval("SELECT pg_backend_pid()"))
         assert second != first
         busy = asyncio.create_task(pool.fetchval("SELECT pg_sleep(10)"))
-        for _ in range(200):  # the statement is running on the one connection
-            probe = await asyncpg.connect(asyncpg_dsn(db_url), timeout=10)
-            try:
-                q = "SELECT count(*) FROM pg_stat_activity WHERE pid=$1 AND state='active'"
-                running = await probe.fetchval(q, second)
-            finally:
-                await probe.close()
-            if running:
-                break
-            await asyncio.sleep(0.02)
+        probe = await asyncpg.connect(asyncpg_dsn(db_url), timeout=10)
+        try:
+            q = "SELECT count(*) FROM pg_stat_activity WHERE pid=$1 AND state='active'"
+            for _ in range(200):  # the statement is running on the one connection
+                if await probe.fetchval(q, second):
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await probe.close()
         await _kill(db_url, second)
         with pytest.raises(Exception) as failed:
             await asyncio.wait_for(busy, 10)
