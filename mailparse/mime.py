@@ -45,6 +45,10 @@ _B64_VALID = re.compile(rb"[A-Za-z0-9+/]*={0,2}")  # what b64decode(validate=Tru
 # A run of lines made only of the base64 alphabet: never a header (no colon), a boundary
 # (starts with "-") or a blank line, so to the parser it is body text whatever it stands for.
 _RUN = re.compile(rb"(?m)^(?:[A-Za-z0-9+/=]++\r?\n)++")
+# The same runs after the first line, each found with the line end before it: a search led
+# by a literal byte jumps from line end to line end, while one led by `^` tries every byte
+# (a 200 KB text body: 1.8 ms, against 0.09 ms).
+_RUN_AFTER_EOL = re.compile(rb"\n((?:[A-Za-z0-9+/=]++\r?\n)++)")
 _RUN_MIN = 4 * 1024  # runs this long are kept out of the parser (see `parse_bounded`)
 _CACHED_HEADER_MAX = 1000  # longer header values are parsed each time, never kept
 
@@ -639,8 +643,7 @@ def _pieces(
     while (_RUN_PREFIX + nonce).encode() in raw:  # never a token the sender wrote
         nonce = secrets.token_hex(6).upper()
     pos = 0
-    for m in _RUN.finditer(raw):
-        start, end = m.span()
+    for start, end in _runs(raw):
         if end - start < _RUN_MIN:
             continue
         token = f"{_RUN_PREFIX}{nonce}X{len(runs)}"
@@ -649,6 +652,17 @@ def _pieces(
         yield token.encode() + (b"\r\n" if raw[end - 2 : end] == b"\r\n" else b"\n")
         pos = end
     yield view[pos:]
+
+
+def _runs(raw: bytes) -> Iterator[tuple[int, int]]:
+    """Where `_RUN` matches in *raw*, as `_RUN.finditer` finds them: a run starts either
+    at the first byte or right after a line end (the line before it is not in the run, or
+    the run would have started there)."""
+    first = _RUN.match(raw)
+    if first is not None:
+        yield first.span()
+    for m in _RUN_AFTER_EOL.finditer(raw, first.end() if first is not None else 0):
+        yield m.span(1)
 
 
 def _put_back(payload: str, token: str, run: memoryview) -> str:

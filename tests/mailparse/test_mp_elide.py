@@ -137,3 +137,37 @@ def test_signed_pdf_sized_attachment_decodes_exactly(size: int) -> None:
     )
     [att] = parse(raw).attachments
     assert att.data == data and not att.defects and not att.malformed
+
+
+# Pieces of which any line of mail is made, as far as a run is concerned: the alphabet, the
+# line ends (a CR alone, an empty line), and bytes that are not in a run (a header's colon, a
+# boundary's dash, text's space, 8-bit text).
+RUN_PIECES = st.sampled_from(
+    [b"QUJD", b"x", b"+/=", b"0", b"\r\n", b"\n", b"\r", b"\r\r\n", b"\n\n"]
+    + [b" ", b":", b"--", b"\xc3\xad"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=st.lists(RUN_PIECES, max_size=80), repeat=st.integers(min_value=1, max_value=60))
+def test_runs_are_the_regex_matches(pieces: list[bytes], repeat: int) -> None:
+    """The line-end-led search finds exactly what `_RUN.finditer` finds, at the first byte too."""
+    raw = b"".join(pieces) * repeat
+    assert list(mime._runs(raw)) == [m.span() for m in mime._RUN.finditer(raw)]
+
+
+def test_text_body_is_read_as_fed() -> None:
+    """A long text body, where runs are short (a code line among Vietnamese text), reads the
+    same as when every line is fed."""
+    para = "Kính gửi: các sở, ban, ngành tỉnh Tây Ninh.\r\nABC123\r\n".encode()
+    raw = b"\r\n".join(
+        [
+            b"From: vanthu@tayninh.gov.vn",
+            b"Content-Type: text/plain; charset=utf-8",
+            b"Content-Transfer-Encoding: 8bit",
+            b"",
+            para * 3000 + base64.encodebytes(bytes(range(256)) * 40).replace(b"\n", b"\r\n"),
+        ]
+    )
+    assert _reading(raw) == _unelided(raw)
+    assert "Kính gửi" in parse(raw).body_text
