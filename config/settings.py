@@ -204,7 +204,7 @@ class SmtpSettings(Section):
         "is delivered sooner. Never refuses anything; 0s turns pacing off.",
     )
     in_flow_lag: Duration = Field(
-        parse_duration("50ms"),
+        parse_duration("20ms"),
         description="How long the oldest message no pipeline has taken yet may have waited "
         "before new transactions are held (only while a pipeline is taking work and more "
         "waits than its workers take in their next claims).",
