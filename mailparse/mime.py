@@ -47,7 +47,7 @@ _B64_VALID = re.compile(rb"[A-Za-z0-9+/]*={0,2}")  # what b64decode(validate=Tru
 _RUN = re.compile(rb"(?m)^(?:[A-Za-z0-9+/=]++\r?\n)++")
 # The same runs after the first line, each found with the line end before it: a search led
 # by a literal byte jumps from line end to line end, while one led by `^` tries every byte
-# (a 200 KB text body: 1.8 ms, against 0.09 ms).
+# (the regex alone over a 246 KB text body of short lines: 1.4 ms, against 0.12 ms).
 _RUN_AFTER_EOL = re.compile(rb"\n((?:[A-Za-z0-9+/=]++\r?\n)++)")
 _RUN_MIN = 4 * 1024  # runs this long are kept out of the parser (see `parse_bounded`)
 _CACHED_HEADER_MAX = 1000  # longer header values are parsed each time, never kept
