@@ -54,11 +54,17 @@ def insert_sql(source: str) -> str:
 
 
 def detail_json(detail: Any) -> str:
-    """An event's detail as the JSON text the INSERT takes (jsonb refuses NUL characters,
-    which a mail or a reply can carry: U+FFFD stands in for them)."""
-    out = json.dumps(detail or {}, ensure_ascii=False, default=str)
+    """An event's detail as the JSON text the INSERT takes."""
+    return json_text(detail or {})
+
+
+def json_text(value: Any) -> str:
+    """*value* as JSON text for a jsonb parameter. jsonb refuses NUL characters, which a
+    mail or a reply can carry (an RFC 2231 filename with %00, an encoded-word subject, a
+    PDF's text): U+FFFD stands in for them."""
+    out = json.dumps(value, ensure_ascii=False, default=str)
     if "\\u0000" in out:
-        out = json.dumps(_no_nul(detail or {}), ensure_ascii=False, default=str)
+        out = json.dumps(_no_nul(value), ensure_ascii=False, default=str)
     return out
 
 

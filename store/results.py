@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,25 +173,6 @@ async def write_batch(
     return out
 
 
-def _json(value: Any) -> str:
-    out = json.dumps(value, ensure_ascii=False, default=str)
-    if "\\u0000" in out:  # jsonb refuses NUL too: store U+FFFD in its place
-        out = json.dumps(_no_nul(value), ensure_ascii=False, default=str)
-    return out
-
-
-def _no_nul(value: Any) -> Any:
-    """*value* with NUL characters replaced: PostgreSQL text cannot hold them, and a mail can
-    carry them (an RFC 2231 filename with %00, an encoded-word subject, a PDF's text)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {_no_nul(k): _no_nul(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_no_nul(v) for v in value]
-    return value
-
-
 def batch_params(worker: str, results: Sequence[MessageResult]) -> dict[str, Any]:
     """What `_WRITE_BATCH` takes: each row set (`_COLUMNS`) as one JSON array of rows."""
     rows: dict[str, list[dict[str, Any]]] = {k: [] for k in _COLUMNS}
@@ -251,7 +231,7 @@ def batch_params(worker: str, results: Sequence[MessageResult]) -> dict[str, Any
             rows["e"].append({"message": mid, "kind": kind, "detail": detail or {}})
         if any(d.state == "queued" for d in r.deliveries):
             rows["n"].append({"message": mid})
-    return {"worker": worker, **{k: _json(v) for k, v in rows.items()}}
+    return {"worker": worker, **{k: events.json_text(v) for k, v in rows.items()}}
 
 
 def _signature_rows(

@@ -102,6 +102,40 @@ async def test_write_batch_writes_only_messages_still_claimed_by_the_writer(
     assert kinds == [(mine, "parsed")]
 
 
+async def test_write_batch_stores_nul_characters_as_replacement_characters(db: Database) -> None:
+    """Whatever reaches the batch write with a NUL in it (a filename, a fact, a defect, an
+    event's detail) is stored with U+FFFD: PostgreSQL text and jsonb refuse NUL."""
+    mid = await submit(db, plain(1), RELAY)
+    async with db.transaction() as s:
+        await s.execute(update(Message).where(Message.id == mid).values(claimed_by="w"))
+    doc = DocumentRow(
+        "1",
+        "pdf",
+        3,
+        "ab" * 32,
+        filename="a\x00.pdf",
+        facts={"subject": "về\x00việc"},
+        defects=["odd\x00"],
+    )
+    result = MessageResult(
+        mid, "processed", "unsigned", None, documents=[doc], events=[("parsed", {"k": "v\x00"})]
+    )
+    assert list(await write_batch(await db.direct(), "w", [result])) == [mid]
+    async with db.sessions() as s:
+        row = (await s.execute(select(Document).where(Document.message_id == mid))).scalar_one()
+        detail = (
+            await s.execute(
+                select(Event.detail).where(Event.message_id == mid, Event.kind == "parsed")
+            )
+        ).scalar_one()
+    assert (row.filename, row.subject, row.defects) == (
+        "a\ufffd.pdf",
+        "về\ufffdviệc",
+        ["odd\ufffd"],
+    )
+    assert detail == {"k": "v\ufffd"}
+
+
 async def test_a_message_the_database_refuses_does_not_fail_its_batch_mates(
     pipe_settings: Settings, db: Database
 ) -> None:
