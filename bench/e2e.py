@@ -370,14 +370,16 @@ def _kind_of(proc) -> str:  # noqa: ANN001
     return "analysis" if proc.name().startswith("edocgw-analyse") else "verify"
 
 
-def machine_share() -> tuple[float, float, float]:
-    """CPU seconds this process (the client and both sinks) has used, and the machine's idle
-    and total CPU seconds so far: a load the bench itself starves, or one that leaves the
-    cores idle, shows in these."""
+def machine_share() -> tuple[float, float, float, float]:
+    """CPU seconds this process (the client and both sinks) has used, the machine's idle and
+    total CPU seconds so far, and the clock: a load the bench itself starves, or one that
+    leaves the cores idle, shows in these. The client and the sinks share one interpreter
+    lock, so this process can use one core at most: near that, it sets the pace for both
+    servers."""
     import psutil
 
     t, c = os.times(), psutil.cpu_times()
-    return t.user + t.system, c.idle, sum(c)
+    return t.user + t.system, c.idle, sum(c), time.monotonic()
 
 
 class CpuMeter:
@@ -676,17 +678,18 @@ def main() -> int:
             att = pdf if load.name == "signed PDF" else None
             tag = load.name.split()[0].lower() + (f"-r{rnd}" if rnd else "")
             rows = {}
-            shares: dict[str, tuple[float, float]] = {}
+            shares: dict[str, tuple[float, float, float]] = {}
             servers = [("edocgw", gw.port, gw_sink), ("postfix", pf.port, pf_sink)]
             for name, port, sink in servers if rnd % 2 == 0 else servers[::-1]:
                 msgs = [make_message(f"{tag}-{name}", i, att, size) for i in range(load.count)]
                 before = cpu.snapshot() if name == "edocgw" else {}
-                own0, idle0, all0 = machine_share()
+                own0, idle0, all0, at0 = machine_share()
                 r = rows[name] = run_load(port, sink, load, msgs)
-                own1, idle1, all1 = machine_share()
+                own1, idle1, all1, at1 = machine_share()
                 shares[name] = (
                     (own1 - own0) * 1000 / load.count,
                     (idle1 - idle0) / max(all1 - all0, 1e-9),
+                    (own1 - own0) / max(at1 - at0, 1e-9),
                 )
                 if name == "edocgw":
                     after = cpu.snapshot()
@@ -705,7 +708,10 @@ def main() -> int:
             )
             print(
                 f"{'':<12} bench client + sinks CPU ms/message: "
-                + ", ".join(f"beside {k} {shares[k][0]:.1f}" for k in ("edocgw", "postfix"))
+                + ", ".join(
+                    f"beside {k} {shares[k][0]:.1f} ({shares[k][2]:.0%} of a core)"
+                    for k in ("edocgw", "postfix")
+                )
                 + "; machine idle: "
                 + ", ".join(f"{k} {shares[k][1]:.0%}" for k in ("edocgw", "postfix")),
                 flush=True,
