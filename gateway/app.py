@@ -14,10 +14,15 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from config import Settings
 from store.db import Database, open_database
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from gateway.handoff import Handed
 
 log = logging.getLogger("edocgw")
 
@@ -32,18 +37,23 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
-def build_components(settings: Settings, db: Database) -> list[Component]:
+def build_components(
+    settings: Settings, db: Database, handed: Handed | None = None
+) -> list[Component]:
     """Everything `serve` runs, in start order: workers first, intake last (so it stops first
     and nothing new arrives while the workers finish or release what they hold).
 
     With `[gateway] worker_processes`, a process that runs intake runs its pipeline and
     delivery in child processes instead (gateway/processes/supervisor.py), and with them the event sealer
-    and the retention sweeper: background work that need not share the listeners' core."""
+    and the retention sweeper: background work that need not share the listeners' core.
+    The intake hands the pipeline the bytes it stores (gateway/handoff.py): through the
+    child's stdin, or in memory when both run here; *handed* is what a child received."""
     from gateway.admin.server import AdminServer
     from gateway.delivery.service import DeliveryService
     from gateway.eventlog.chainkey import load_chain_key, witness_path
     from gateway.eventlog.retention import RetentionSweeper
     from gateway.eventlog.sealer import EventSealer
+    from gateway.handoff import Handed
     from gateway.imap import ImapFetcher
     from gateway.pipeline import Pipeline
     from gateway.processes.supervisor import WORKER_ROLES, WorkerProcesses
@@ -56,8 +66,10 @@ def build_components(settings: Settings, db: Database) -> list[Component]:
     if not settings.gateway.worker_processes or "intake" not in roles:
         delegated = []
     components: list[Component] = []
+    workers: WorkerProcesses | None = None
     if delegated:
-        components.append(WorkerProcesses(settings, db.url, delegated))
+        workers = WorkerProcesses(settings, db.url, delegated)
+        components.append(workers)
     else:  # cheap, and safe to run in every serve process on the database
         chain_key = load_chain_key(settings, create=True)
         components += [
@@ -65,14 +77,18 @@ def build_components(settings: Settings, db: Database) -> list[Component]:
             RetentionSweeper(db, settings.logging.retention),
         ]
     recent = RecentRaw()  # what the pipeline read, for the delivery beside it
+    handoff: Callable[[str, bytes], object] | None = workers.hand if workers else None
     if "pipeline" in roles and "pipeline" not in delegated:
-        components.append(Pipeline(settings, db, recent_raw=recent))
+        if handed is None and "intake" in roles:  # intake beside it: handed over in memory
+            handed = Handed()
+            handoff = handed.put
+        components.append(Pipeline(settings, db, recent_raw=recent, handed=handed))
     if "delivery" in roles and "delivery" not in delegated:
         components.append(DeliveryService(settings, db, recent_raw=recent))
     if "admin" in roles and settings.admin.enabled:
         components.append(AdminServer(settings, db, components))  # /healthz sees the list
     if "intake" in roles:
-        components.append(SmtpListener(settings, db))
+        components.append(SmtpListener(settings, db, handoff=handoff))
         if settings.imap:
             components.append(ImapFetcher(settings, db))  # one task per account
     return components

@@ -41,6 +41,11 @@ VERIFY_SECONDS = Histogram(
     ["format"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+RAW_HANDED = Counter(
+    "edocgw_pipeline_raw_handed",
+    "Messages the pipeline of this process claimed with the bytes the SMTP intake handed it, "
+    "instead of reading them from the database (gateway/handoff.py).",
+)
 INFLOW_HELD = Counter(
     "edocgw_smtp_inflow_held",
     "SMTP transactions whose MAIL FROM answer was held because the pipeline was behind "
@@ -64,6 +69,10 @@ def message_received(source: str) -> None:
 
 def message_processed(outcome: str) -> None:
     MESSAGES_PROCESSED.labels(outcome).inc()
+
+
+def raw_handed() -> None:
+    RAW_HANDED.inc()
 
 
 def observe_verification(seconds: float, fmt: str) -> None:

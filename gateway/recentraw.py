@@ -14,15 +14,19 @@ since the claim sends the kept ids to PostgreSQL.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Generic, TypeVar
 
 MIN_SIZE = 8 * 1024
 MAX_ITEM = 256 * 1024  # the delivery claim's own inline limit (store.deliveries.INLINE_RAW)
 MAX_BYTES = 16 * 1024 * 1024
 MAX_ITEMS = 256
 
+K = TypeVar("K", int, str)
 
-class RecentRaw:
-    """A small LRU of message id → raw bytes."""
+
+class BytesLRU(Generic[K]):
+    """A small LRU of key → raw bytes, bounded by count and bytes, keeping only items of
+    `min_size` to `max_item` bytes. Also the intake's hand-off (gateway/handoff.py)."""
 
     def __init__(
         self,
@@ -34,28 +38,40 @@ class RecentRaw:
     ) -> None:
         self.min_size, self.max_item = min_size, max_item
         self.max_bytes, self.max_items = max_bytes, max_items
-        self._items: OrderedDict[int, bytes] = OrderedDict()
+        self._items: OrderedDict[K, bytes] = OrderedDict()
         self._bytes = 0
-        self.hits = 0  # deliveries served from here (for tests)
+        self.hits = 0  # reads served from here (for tests)
 
-    def put(self, message_id: int, raw: bytes) -> None:
-        if not self.min_size <= len(raw) <= self.max_item or message_id in self._items:
+    def put(self, key: K, raw: bytes) -> None:
+        if not self.min_size <= len(raw) <= self.max_item or key in self._items:
             return
-        self._items[message_id] = raw
+        self._items[key] = raw
         self._bytes += len(raw)
         while self._bytes > self.max_bytes or len(self._items) > self.max_items:
             _, old = self._items.popitem(last=False)
             self._bytes -= len(old)
 
-    def get(self, message_id: int) -> bytes | None:
-        raw = self._items.get(message_id)
+    def get(self, key: K) -> bytes | None:
+        raw = self._items.get(key)
         if raw is not None:
-            self._items.move_to_end(message_id)
+            self._items.move_to_end(key)
             self.hits += 1
         return raw
 
-    def ids(self) -> list[int]:
+    def pop(self, key: K) -> bytes | None:
+        """The bytes, no longer kept here."""
+        raw = self._items.pop(key, None)
+        if raw is not None:
+            self._bytes -= len(raw)
+            self.hits += 1
+        return raw
+
+    def keys(self) -> list[K]:
         return list(self._items)
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class RecentRaw(BytesLRU[int]):
+    """Message id → the raw bytes the pipeline read."""

@@ -9,6 +9,7 @@ pipeline never takes it: it is forwarded once. The decision is made here, at the
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import struct
@@ -42,8 +43,9 @@ class NewMessage:
     detail: dict[str, Any] = field(default_factory=dict)
     auth_results: dict[str, Any] | None = None  # inbound SPF/DKIM/DMARC; None: not checked
 
-    @property
+    @functools.cached_property
     def sha256(self) -> str:
+        """Of `raw` (never reassigned): the intake's hand-off and the insert both need it."""
         return hashlib.sha256(self.raw).hexdigest()
 
 

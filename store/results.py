@@ -19,7 +19,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, case, func, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -85,9 +97,10 @@ class ClaimedMessage:
     mail_from: str
     rcpt_to: list[str]
     size: int
-    raw: bytes | None  # None when larger than the claim's inline limit: read it alone
+    raw: bytes | None  # None when larger than the claim's inline limit (read it alone), or held
     auth_results: dict[str, Any] | None = None  # inbound SPF/DKIM/DMARC (gateway.senderauth)
     header_from: str | None = None
+    sha256: str = ""
 
 
 async def claim_received(
@@ -99,12 +112,14 @@ async def claim_received(
     inline_max: int,
     max_bytes: int | None = None,
     weight_max: int | None = None,
+    held: Sequence[str] = (),
 ) -> list[ClaimedMessage]:
     """Claim up to *limit* `received` messages (oldest first), count one more attempt for
     each and return what processing needs, in one statement. The caller commits before
     working, so an attempt that crashes the process is counted too. With *max_bytes*, the
     messages before the last one taken total less than that (the first is always taken),
-    each counted at its size or *weight_max*, whichever is less."""
+    each counted at its size or *weight_max*, whichever is less. The raw bytes come along up
+    to *inline_max*, but not for a message whose SHA-256 is in *held* (the caller has them)."""
     rows = await execute_claim(
         session,
         _claim_received_statement(max_bytes is not None, weight_max),
@@ -113,10 +128,13 @@ async def claim_received(
         limit=limit,
         budget=max_bytes,
         c_inline_max=inline_max,
+        c_held=list(held),
     )
     return sorted(
         (
-            ClaimedMessage(r[0], r[1], r[2], r[3] or "", list(r[4] or []), r[5], r[6], r[7], r[8])
+            ClaimedMessage(
+                r[0], r[1], r[2], r[3] or "", list(r[4] or []), r[5], r[6], r[7], r[8], r[9]
+            )
             for r in rows
         ),
         key=lambda m: m.id,
@@ -127,7 +145,10 @@ async def claim_received(
 def _claim_received_statement(budget: bool, weight_max: int | None) -> Any:
     """`claim_received`'s statement, built once per shape (see `claim_statement`)."""
     weight = Message.size if weight_max is None else func.least(Message.size, weight_max)
-    inline = Message.size <= bindparam("c_inline_max", type_=Integer)
+    inline = and_(
+        Message.size <= bindparam("c_inline_max", type_=Integer),
+        ~(Message.sha256 == any_(bindparam("c_held", type_=ARRAY(Text)))),
+    )
     return claim_statement(
         Message,
         weight=weight if budget else None,
@@ -143,6 +164,7 @@ def _claim_received_statement(budget: bool, weight_max: int | None) -> Any:
             case((inline, Message.raw), else_=None),
             Message.auth_results,
             Message.header_from,
+            Message.sha256,
         ],
     )
 

@@ -107,7 +107,7 @@ class DeliveryService(Runner[ClaimedDelivery]):
             worker=self.worker,
             lease=self.lease,
             limit=self._asked,
-            cached=recent.ids() if recent is not None else (),
+            cached=recent.keys() if recent is not None else (),
         )
         if recent is None:
             return claimed

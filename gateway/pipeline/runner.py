@@ -36,6 +36,7 @@ from pathlib import Path
 
 from config import Settings
 from gateway import metrics
+from gateway.handoff import Handed
 from gateway.pipeline.agencies import AgencyCache
 from gateway.pipeline.analyse import Analyser, analyse_content, parse_limits
 from gateway.pipeline.batch import BatchPreparer, Job
@@ -87,9 +88,11 @@ class Pipeline(Runner[ClaimedMessage]):
         batch_size: int = BATCH_SIZE,
         analysis_threads: bool = False,  # see pipeline/pools.py: for tests that share state
         recent_raw: RecentRaw | None = None,
+        handed: Handed | None = None,
     ) -> None:
         super().__init__()
         self.recent_raw = recent_raw  # for the delivery in this process (gateway/recentraw.py)
+        self.handed = handed  # bytes the intake handed this process (gateway/handoff.py)
         self.settings = settings
         self.db = db
         self.dsn = asyncpg_dsn(db.url)
@@ -144,7 +147,8 @@ class Pipeline(Runner[ClaimedMessage]):
 
     async def claim(self, worker: str) -> Sequence[ClaimedMessage]:
         # one statement, committed on its own before the work (store/direct.py)
-        return await claim_received(
+        handed = self.handed
+        claimed = await claim_received(
             await self.db.direct(),
             worker=worker,
             lease=self.lease,
@@ -152,7 +156,16 @@ class Pipeline(Runner[ClaimedMessage]):
             inline_max=INLINE_MAX,
             max_bytes=CLAIM_BYTES,
             weight_max=CLAIM_WEIGHT_MAX,
+            held=handed.keys() if handed is not None else (),
         )
+        if handed is not None:
+            for m in claimed:
+                # Left out because held here; gone since (evicted): read alone, as a big one.
+                if m.raw is None and m.size <= INLINE_MAX:
+                    m.raw = handed.pop(m.sha256)
+                    if m.raw is not None:
+                        metrics.raw_handed()
+        return claimed
 
     async def release(self, worker: str, unfinished: Sequence[ClaimedMessage]) -> None:
         """The interrupted attempts do not count against the messages (it was the stop)."""

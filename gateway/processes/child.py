@@ -2,8 +2,9 @@
 
 Reads its settings as one JSON line on stdin, lowers its CPU priority, runs the components of
 its roles, writes `ready` on stdout, and stops when stdin closes (the parent stopping, or
-gone) or on SIGTERM. SIGINT is left to the parent: a terminal's Ctrl-C reaches the whole
-process group, and the parent stops intake before its workers.
+gone) or on SIGTERM. Until then stdin brings the bytes of the messages the parent's intake
+commits (gateway/handoff.py). SIGINT is left to the parent: a terminal's Ctrl-C reaches the
+whole process group, and the parent stops intake before its workers.
 """
 
 from __future__ import annotations
@@ -16,29 +17,23 @@ import sys
 
 from config import Settings
 from gateway.app import STOP_TIMEOUT, Component, build_components
+from gateway.handoff import FrameReader, Handed
 from gateway.logsetup import setup_logging
 from store.db import open_database
 
 log = logging.getLogger("edocgw.worker")
 
 
-class _UntilClosed(asyncio.Protocol):
-    def __init__(self, closed: asyncio.Event) -> None:
-        self.closed = closed
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed.set()
-
-
 async def run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
-    await loop.connect_read_pipe(lambda: _UntilClosed(stopping), sys.stdin)
+    handed = Handed()  # what the intake hands over on stdin after the settings
+    await loop.connect_read_pipe(lambda: FrameReader(handed, stopping), sys.stdin)
     db = await open_database(settings)
     components: list[Component] = []
     try:
-        components = build_components(settings, db)
+        components = build_components(settings, db, handed)
         for c in components:
             await c.start()
         sys.stdout.write("ready\n")

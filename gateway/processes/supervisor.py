@@ -23,6 +23,7 @@ import time
 
 from config import Settings
 from config.settings import Role
+from gateway import handoff
 
 log = logging.getLogger("edocgw.workers")
 
@@ -45,6 +46,7 @@ class WorkerProcesses:
         self.db_url = db_url
         self.roles = roles
         self.count = settings.gateway.worker_processes
+        self._hands_over = self.count == 1 and "pipeline" in roles  # see `hand`
         self._procs: dict[int, asyncio.subprocess.Process] = {}
         self._started: dict[int, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -98,6 +100,14 @@ class WorkerProcesses:
             extra={"pid": proc.pid, "nice": self.settings.gateway.worker_nice},
         )
         return proc
+
+    def hand(self, sha256: str, raw: bytes) -> None:
+        """Give the worker process a copy of a message about to be committed, so its pipeline
+        claims it without reading the bytes back (gateway/handoff.py). Only with one worker
+        process running the pipeline: with several, which one claims it is not known."""
+        proc = self._procs.get(1) if self._hands_over else None
+        if proc is not None and proc.returncode is None and proc.stdin is not None:
+            handoff.offer(proc.stdin, sha256, raw)
 
     async def _supervise(self, n: int) -> None:
         """Restart child n whenever it exits, waiting longer after each quick failure."""

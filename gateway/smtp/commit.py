@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -51,8 +52,10 @@ class Committer:
         max_batch_bytes: int = 16 * 1024 * 1024,
         timeout: float = 60.0,
         duplicate_window: dt.timedelta | None = None,
+        handoff: Callable[[str, bytes], object] | None = None,
     ) -> None:
         self.db = db
+        self.handoff = handoff  # a copy of the bytes for the pipeline (gateway/handoff.py)
         self.duplicate_window = duplicate_window
         self.writers = writers
         self.max_batch = max_batch
@@ -81,6 +84,8 @@ class Committer:
         """The new message id, once its transaction has committed; else CommitError."""
         if self._closed:
             raise CommitError("service is stopping")
+        if self.handoff is not None:  # before the commit: there before the pipeline's claim
+            self.handoff(message.sha256, message.raw)
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_retrieve)  # nobody may be left to read it
         self._queue.put_nowait(_Item(message, fut))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from ipaddress import ip_network
 from typing import Any
 
@@ -48,9 +49,17 @@ DRAIN_SECONDS = 10.0  # how long sessions in DATA may finish when the service st
 class SmtpListener:
     name = "smtp"
 
-    def __init__(self, settings: Settings, db: Database, *, reuse_port: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        reuse_port: bool = False,
+        handoff: Callable[[str, bytes], object] | None = None,
+    ) -> None:
         self.settings = settings
         self.db = db
+        self.handoff = handoff  # accepted bytes to the pipeline (gateway/handoff.py)
         self.reuse_port = reuse_port  # several processes sharing the listening sockets
         self.sessions: set[GatewaySMTP] = set()
         self.servers: dict[str, asyncio.Server] = {}
@@ -76,7 +85,9 @@ class SmtpListener:
         s = self.settings
         pair = await asyncio.to_thread(cert_pair, s)
         tls = await asyncio.to_thread(server_context, pair)
-        self.committer = Committer(self.db, duplicate_window=s.gateway.duplicate_window)
+        self.committer = Committer(
+            self.db, duplicate_window=s.gateway.duplicate_window, handoff=self.handoff
+        )
         await self.committer.start()
         self.inflow = InFlow(s, self.db)
         directory = Directory(self.db, s)

@@ -24,11 +24,11 @@ def test_kept_within_bounds_oldest_out_first():
     assert len(r) == 0
     for i in range(3, 6):
         r.put(i, bytes([i]) * 100)
-    assert r.ids() == [4, 5], "250 bytes: the oldest went"
-    assert r.get(4) == b"\x04" * 100 and r.ids() == [5, 4], "a use makes it the newest"
+    assert r.keys() == [4, 5], "250 bytes: the oldest went"
+    assert r.get(4) == b"\x04" * 100 and r.keys() == [5, 4], "a use makes it the newest"
     for i in range(6, 9):
         r.put(i, b"y" * 10)
-    assert r.ids() == [6, 7, 8], "three at most"
+    assert r.keys() == [6, 7, 8], "three at most"
     assert r.get(3) is None and r.get(4) is None and r.hits == 1
 
 
