@@ -33,6 +33,7 @@ from tests.e2e.harness import (
     document_mail,
     message_documents,
     messages,
+    parse,
     relay_send,
     split_trace,
 )
@@ -196,6 +197,12 @@ async def test_a_killed_worker_process_is_replaced(db: Database, tmp_path, sinks
     try:
         await gw.start()
         await _send_and_deliver(gw, agency, 1)
+
+        async def recorded() -> bool:  # killed before that, the new worker sends it again
+            (msg,) = await messages(db)
+            return [d.state for d in await deliveries(db, msg.id)] == ["delivered"]
+
+        await wait_until(recorded, 10, "the delivery of message 1 recorded")
         (first,) = _worker_pids(gw)
         os.kill(first, signal.SIGKILL)
         # Accepted while the worker is gone: its copy for the worker (gateway/handoff.py) goes
@@ -217,7 +224,9 @@ async def test_a_killed_worker_process_is_replaced(db: Database, tmp_path, sinks
             return len(agency.got) == 2
 
         await wait_until(both, 30, "the mail accepted while no worker ran")
-        assert agency.got[1].content.endswith(gone)
+        assert agency.got[1].content.endswith(gone), [
+            parse(g.content)["Subject"] for g in agency.got
+        ]
         await _send_and_deliver(gw, agency, 3)
     finally:
         code = await gw.stop()
