@@ -77,7 +77,7 @@ def build_components(
             RetentionSweeper(db, settings.logging.retention),
         ]
     recent = RecentRaw()  # what the pipeline read, for the delivery beside it
-    handoff: Callable[[str, bytes], object] | None = workers.hand if workers else None
+    handoff: Callable[[str, bytes], object] | None = workers.hand if workers is not None else None
     if "pipeline" in roles and "pipeline" not in delegated:
         if handed is None and "intake" in roles:  # intake beside it: handed over in memory
             handed = Handed()

@@ -89,7 +89,8 @@ class FrameReader(asyncio.Protocol):
                     return
                 self._need = size
             else:
-                raw = bytes(self._buf[: self._need])
+                with memoryview(self._buf) as view:  # one copy, not a slice and a copy
+                    raw = bytes(view[: self._need])
                 del self._buf[: self._need]
                 self.handed.put(self._digest.hex(), raw)
                 self._digest, self._need = None, HEADER.size

@@ -158,13 +158,13 @@ class Pipeline(Runner[ClaimedMessage]):
             weight_max=CLAIM_WEIGHT_MAX,
             held=handed.keys() if handed is not None else (),
         )
-        if handed is not None:
-            for m in claimed:
-                # Left out because held here; gone since (evicted): read alone, as a big one.
-                if m.raw is None and m.size <= INLINE_MAX:
-                    m.raw = handed.pop(m.sha256)
-                    if m.raw is not None:
-                        metrics.raw_handed()
+        if handed is None:
+            return claimed
+        for m in claimed:
+            # Left out because held here; gone since (evicted): read alone, as a big one.
+            if m.raw is None and (raw := handed.pop(m.sha256)) is not None:
+                m.raw = raw
+                metrics.raw_handed()
         return claimed
 
     async def release(self, worker: str, unfinished: Sequence[ClaimedMessage]) -> None:

@@ -7,13 +7,10 @@ parent's /metrics and /healthz, be replaced when it dies, and never outlive its 
 from __future__ import annotations
 
 import asyncio
-import email.policy
 import json
 import os
 import re
 import signal
-from email.message import EmailMessage
-from email.utils import make_msgid
 from pathlib import Path
 
 import httpx
@@ -23,8 +20,6 @@ from store.agencies import AgencyIn
 from store.db import Database
 from tests.delivery.support import wait_until
 from tests.e2e.harness import (
-    PROCESSING,
-    SENDER,
     TRACE_HEADERS,
     GatewayProcess,
     add_agency,
@@ -37,6 +32,7 @@ from tests.e2e.harness import (
     relay_send,
     split_trace,
 )
+from tests.pipeline.pipe_support import make_mail
 from tests.support.corpus import pdf_bytes
 from tests.support.pki import Pki, sign_pdf
 
@@ -60,14 +56,6 @@ def _worker_pids(gw: GatewayProcess) -> list[int]:
         for r in _records(gw)
         if r.get("msg", "").startswith("worker process 1 running")
     ]
-
-
-def _letter(subject: str, body: str) -> bytes:
-    m = EmailMessage(policy=email.policy.SMTP)
-    m["From"], m["To"], m["Subject"] = SENDER, PROCESSING, subject
-    m["Message-ID"] = make_msgid(domain="tayninh.gov.vn")
-    m.set_content(body)
-    return m.as_bytes()
 
 
 def _admin_url(gw: GatewayProcess) -> str:
@@ -166,7 +154,8 @@ async def test_the_intake_hands_the_pipeline_the_bytes_it_stores(
     agency = await _agency(db, sinks)
     gw = GatewayProcess(tmp_path, _config(tmp_path, db, sender_sink, worker_processes=workers))
     big = document_mail(f"[{AGENCY}] Giấy mời họp số 1", pdf_bytes("gm-vpcp"), "GM.pdf")
-    small = _letter(f"[{AGENCY}] Thông báo số 2/TB-UBND", "Kính gửi: Sở Nội vụ.\n")
+    small = make_mail(f"[{AGENCY}] Thông báo số 2/TB-UBND", body="Kính gửi: Sở Nội vụ.\n")
+    small = small.replace(b"\n", b"\r\n")  # as it arrives over SMTP
     assert len(big) > 8 * 1024 > len(small)
     try:
         await gw.start()
