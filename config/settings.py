@@ -207,7 +207,7 @@ class SmtpSettings(Section):
         parse_duration("20ms"),
         description="How long the oldest message no pipeline has taken yet may have waited "
         "before new transactions are held (only while a pipeline is taking work and more "
-        "waits than its workers take in their next claims).",
+        "waits than its workers' next claims should find).",
     )
 
 

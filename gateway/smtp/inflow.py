@@ -9,11 +9,13 @@ is taking work and the oldest message it has not taken yet has waited longer tha
 catches up, for at most `[smtp] in_flow_delay`. The senders then keep the rest of the burst
 in their own queues, where it is not yet this gateway's responsibility.
 
-"Behind" means the pipeline's next claims will not take everything waiting: more messages
-wait, or more bytes, than its workers take in one claim each (gateway/pipeline/claimsize.py).
-A pipeline that claims in batches leaves messages waiting for the length of a batch even when
-it keeps up; holding the senders then only slowed intake (bench/e2e.py: plain letters at
-0.78-0.97 of Postfix's rate, with accept -> delivered at a fifth to a half of Postfix's).
+"Behind" means more work waits than the pipeline's next claims should find: more messages
+than its workers take in one claim each, or more bytes, each message counted up to 16 KB,
+than 32 KB per worker (gateway/pipeline/claimsize.py `pace_round`, which says why those
+figures). A pipeline that claims in batches leaves messages waiting for the length of a
+batch even when it keeps up; holding the senders then only slowed intake (bench/e2e.py:
+plain letters at 0.78-0.97 of Postfix's rate, with accept -> delivered at a fifth to a half
+of Postfix's).
 
 The lag defaults to 20 ms, one backlog reading (`REFRESH`). Against 50 ms, on bench/e2e.py
 (two runs of two rounds per load, interleaved): the signed load's accept -> delivered p50
@@ -36,7 +38,7 @@ import time
 
 from config import Settings
 from gateway import metrics
-from gateway.pipeline.claimsize import CLAIM_WEIGHT_MAX, claim_round
+from gateway.pipeline.claimsize import PACE_WEIGHT_MAX, pace_round
 from store.backlog import Backlog, read_backlog
 from store.db import Database
 
@@ -53,8 +55,8 @@ class InFlow:
         self.delay = settings.smtp.in_flow_delay.total_seconds()
         self.lag = settings.smtp.in_flow_lag.total_seconds()
         self.lease = settings.gateway.claim_timeout
-        # what the pipeline workers of this process take in one claim each
-        self.round_count, self.round_bytes = claim_round(settings.gateway.pipeline_workers)
+        # what may wait for the pipeline workers of this process before anyone is held
+        self.round_count, self.round_bytes = pace_round(settings.gateway.pipeline_workers)
         self.db = db
         self._reading: Backlog | None = None
         self._read_at = float("-inf")
@@ -137,7 +139,7 @@ class InFlow:
                 lease=self.lease,
                 recent=RECENT,
                 within=QUERY_TIMEOUT,
-                weight_max=CLAIM_WEIGHT_MAX,
+                weight_max=PACE_WEIGHT_MAX,
             )
             self._read_at = time.monotonic()
         except Exception as e:  # pacing is an optimisation: without a reading, hold no one
