@@ -37,9 +37,9 @@ FROM head
 class Backlog:
     """`lag`: seconds the oldest message no pipeline has taken yet has waited (None: none
     waits, or none within the head). `waiting`, `weight`: how many wait (within the head),
-    and their bytes counted as a claim counts them. `taking`: some pipeline claimed work
-    recently, so waiting for it can help; a stopped pipeline leaves this False and nobody
-    is held."""
+    and their bytes, each counted up to the reader's `weight_max`. `taking`: some pipeline
+    claimed work recently, so waiting for it can help; a stopped pipeline leaves this False
+    and nobody is held."""
 
     lag: float | None
     taking: bool
