@@ -430,8 +430,7 @@ class Postfix:
 
         total = 0.0
         with contextlib.suppress(OSError, ValueError, psutil.Error):
-            pid_file = self.instance.root / "queue" / "pid" / "master.pid"
-            master = psutil.Process(int(pid_file.read_text().split()[0]))
+            master = psutil.Process(self.instance.master_pid())
             for p in [master, *master.children()]:
                 with contextlib.suppress(psutil.Error):
                     t = p.cpu_times()
@@ -773,10 +772,12 @@ def main() -> int:
             tag = load.name.split()[0].lower() + (f"-r{rnd}" if rnd else "")
             rows = {}
             shares: dict[str, tuple[float, float, float]] = {}
+            spent: dict[str, dict[str, float]] = {}  # server -> CPU ms per message, by kind
             servers = [("edocgw", gw.port, gw_sink), ("postfix", pf.port, pf_sink)]
             for name, port, sink in servers if rnd % 2 == 0 else servers[::-1]:
                 msgs = [make_message(f"{tag}-{name}", i, att, size) for i in range(load.count)]
-                before = cpu.snapshot() if name == "edocgw" else {"postfix": pf.cpu()}
+                meter = cpu.snapshot if name == "edocgw" else lambda: {"postfix": pf.cpu()}
+                before = meter()
                 own0, idle0, all0, at0 = machine_share(sink_pids)
                 r = rows[name] = run_load(port, sink, load, msgs)
                 own1, idle1, all1, at1 = machine_share(sink_pids)
@@ -785,26 +786,24 @@ def main() -> int:
                     (idle1 - idle0) / max(all1 - all0, 1e-9),
                     (own1 - own0) / max(at1 - at0, 1e-9),
                 )
-                if name == "edocgw":
-                    after = cpu.snapshot()
-                    used = {k: (after[k] - before[k]) * 1000 / load.count for k in after}
-                else:
-                    pf_used = (pf.cpu() - before["postfix"]) * 1000 / load.count
+                after = meter()
+                spent[name] = {k: (after[k] - before[k]) * 1000 / load.count for k in after}
                 ok &= r["delivered"] == r["sent"]
                 print(
                     f"{load.name:<12} {name:<8} {r['accept_rate']:9.0f} {r['e2e_rate']:8.0f} "
                     f"{r['p50']:8.0f} {r['p99']:8.0f}  {r['delivered']}/{r['sent']}",
                     flush=True,
                 )
+            gw_ms, pf_ms = (sum(spent[k].values()) for k in ("edocgw", "postfix"))
             print(
                 f"{'':<12} edocgw CPU ms/message: "
-                + ", ".join(f"{k} {v:.1f}" for k, v in used.items())
-                + f"; total {sum(used.values()):.1f}",
+                + ", ".join(f"{k} {v:.1f}" for k, v in spent["edocgw"].items())
+                + f"; total {gw_ms:.1f}",
                 flush=True,
             )
             print(
-                f"{'':<12} postfix CPU ms/message: {pf_used:.1f} (master and daemons); "
-                f"edocgw/postfix {sum(used.values()) / max(pf_used, 1e-9):.1f}x",
+                f"{'':<12} postfix CPU ms/message: {pf_ms:.1f} (master and daemons); "
+                f"edocgw/postfix {gw_ms / max(pf_ms, 1e-9):.1f}x",
                 flush=True,
             )
             print(

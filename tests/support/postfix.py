@@ -146,6 +146,12 @@ class Postfix:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def master_pid(self) -> int:
+        """The running master's process id, from the pid file in its queue directory
+        (OSError when none runs)."""
+        assert self.root is not None
+        return int((self.root / "queue" / "pid" / "master.pid").read_text().split()[0])
+
     # -- life cycle ----------------------------------------------------------------------------
     def _prepare(self) -> None:
         if self.root is None:
