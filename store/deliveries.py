@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import direct, events
-from store.direct import Executor
+from store.direct import Executor, const
 from store.invitations import has_meeting
 from store.models import Agency, Delivery, Destination, Document, Message
 
@@ -147,7 +147,7 @@ def _claim_due_statement() -> Select[Any]:
     picked = (
         select(Delivery.id)
         .where(
-            Delivery.state.in_(DUE_STATES),
+            Delivery.state.in_([const(s) for s in DUE_STATES]),
             Delivery.next_attempt_at <= func.now(),
             _not_paused(),
             or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < func.now()),
@@ -233,12 +233,12 @@ def _next_due_statement() -> Select[dt.datetime, dt.datetime | None]:
     more than PostgreSQL spent running them, and each was a round trip of its own."""
     waiting = (
         select(func.min(Delivery.next_attempt_at))
-        .where(Delivery.state.in_(("queued", "deferred")), _not_paused())
+        .where(Delivery.state.in_([const("queued"), const("deferred")]), _not_paused())
         .scalar_subquery()
     )
     stranded = (
         select(func.min(Delivery.claimed_until))
-        .where(Delivery.state == "sending")
+        .where(Delivery.state == const("sending"))
         .scalar_subquery()
     )
     return select(waiting, stranded)

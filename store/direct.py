@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 import asyncpg
+from sqlalchemy import literal
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -64,6 +65,20 @@ def _compiled(statement: Any) -> SQLCompiler:
             _COMPILED.clear()
         entry = _COMPILED[id(statement)] = (statement, statement.compile(dialect=_DIALECT))
     return entry[1]
+
+
+def const(value: str) -> Any:
+    """*value*, fixed in the code (a state, a source), written into the statement's text
+    instead of sent as a parameter. asyncpg prepares a statement once per connection; after
+    five plans made for the values, PostgreSQL keeps a generic plan while it costs less than
+    those did on average. A generic plan of `state = $1` takes any state to match a share
+    of the rows, so as finished mail filled the tables it grew dearer than that average and
+    PostgreSQL planned the claims afresh at nearly every call: under the 200 KB and signed
+    loads, 0.5 ms of planning per message for the two claims and the next-due look-up,
+    more than running them (issue 17). With the state in the text, the generic plan reads
+    from the statistics how few rows are `received` or due, the same plan as one made for
+    the values, and is kept."""
+    return literal(value, literal_execute=True)
 
 
 async def open_pool(dsn: str, *, max_size: int, seconds: float) -> asyncpg.Pool:

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store import deliveries, direct, events, signatures
 from store.claims import claim_statement, execute_claim
 from store.db import CHANNEL_DELIVERIES
-from store.direct import Executor
+from store.direct import Executor, const
 from store.events import append_event
 from store.models import Message
 from store.signatures import SignatureRow
@@ -152,7 +152,7 @@ def _claim_received_statement(budget: bool, weight_max: int | None) -> Any:
     return claim_statement(
         Message,
         weight=weight if budget else None,
-        where=[Message.state == "received", Message.source != "internal"],
+        where=[Message.state == const("received"), Message.source != const("internal")],
         order_by=[Message.received_at],
         values={"attempts": Message.attempts + 1},
         returning=[

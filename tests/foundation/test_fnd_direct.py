@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from sqlalchemy import update
+from sqlalchemy import insert, text, update
 
 from store import deliveries as repo
-from store.db import Database
+from store.db import Database, asyncpg_dsn
+from store.direct import open_pool
 from store.models import Delivery, Message
 from store.results import claim_received
 from tests.delivery.support import add_agency, put_message
@@ -99,6 +100,77 @@ async def test_the_next_due_look_up_is_the_same_through_the_pool(db: Database) -
         )
         assert await repo.next_due_at(s) == due
     assert await repo.next_due_at(await db.direct()) == due
+
+
+async def test_the_claims_keep_one_plan_as_the_tables_grow(db: Database) -> None:
+    """Each connection prepares the claims once; after five plans made for the values,
+    PostgreSQL keeps the generic plan while it costs less than those did on average. With
+    the state as a parameter, the generic plan took any state to match a share of the rows
+    and grew dearer as finished mail filled the tables, so PostgreSQL planned the claims
+    afresh at nearly every call (issue 17). With the state in the text, the generic plan
+    reads that few rows are `received` or due, and is kept."""
+    await add_agency(db, AGENCY, INBOX, "smtp://127.0.0.1:2525")
+    pool = await open_pool(asyncpg_dsn(db.url), max_size=1, seconds=10)  # one connection
+
+    async def work(times: int) -> None:
+        for _ in range(times):
+            await claim_received(pool, worker="w1", lease=LEASE, limit=32, inline_max=0)
+            await repo.claim_due(pool, worker="w1", lease=LEASE, limit=10)
+            await repo.next_due_at(pool)
+
+    try:
+        await work(8)  # a new gateway: empty tables
+        raw = make_mail("Công văn số 7/UBND-VP")
+        async with db.transaction() as s:
+            done = (
+                await s.execute(
+                    insert(Message).returning(Message.id),
+                    [
+                        {
+                            "source": "smtp",
+                            "peer": "127.0.0.1",
+                            "mail_from": "vanthu@tayninh.gov.vn",
+                            "rcpt_to": [INBOX],
+                            "size": len(raw),
+                            "sha256": f"{i:064x}",
+                            "raw": raw,
+                            "state": "processed",
+                        }
+                        for i in range(2000)
+                    ],
+                )
+            ).scalars()
+            await s.execute(
+                insert(Delivery),
+                [
+                    {
+                        "message_id": m,
+                        "recipient": INBOX,
+                        "agency_code": AGENCY,
+                        "state": "delivered",
+                    }
+                    for m in done
+                ],
+            )
+        async with db.transaction() as s:  # as autovacuum does when a table has grown
+            await s.execute(text("ANALYZE messages"))
+            await s.execute(text("ANALYZE deliveries"))
+        await work(8)
+        plans = await pool.fetch(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+        )
+    finally:
+        await pool.close()
+    found = {
+        what: [(p["generic_plans"], p["custom_plans"]) for p in plans if mark in p["statement"]]
+        for what, mark in (
+            ("pipeline claim", "UPDATE messages SET attempts"),
+            ("delivery claim", "UPDATE deliveries SET state"),
+            ("next due", "min(deliveries.next_attempt_at)"),
+        )
+    }
+    # five plans made for the values, then the generic one, also once the tables have grown
+    assert found == {what: [(11, 5)] for what in found}
 
 
 async def test_closing_the_database_closes_its_pool(db_url: str) -> None:
