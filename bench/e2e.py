@@ -573,9 +573,23 @@ def with_statements(pg) -> str:  # noqa: ANN001
     return pg.start()
 
 
+async def reset_statements(url: str) -> None:
+    """Forget what start-up and warm-up ran (new connections plan and introspect anew)."""
+    import asyncpg
+
+    from store.db import asyncpg_dsn
+
+    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await conn.execute("SELECT pg_stat_statements_reset()")
+    finally:
+        await conn.close()
+
+
 async def top_statements(url: str, messages: int, top: int = 15) -> str:
-    """The statements PostgreSQL spent most time executing (wall time, every load and the
-    idle runs), per message sent to edocgw."""
+    """The statements PostgreSQL spent most time executing (wall time, the loads only), per
+    message sent to edocgw."""
     import asyncpg
 
     from store.db import asyncpg_dsn
@@ -760,6 +774,8 @@ def main() -> int:
         warm = [make_message("warm", i, None, 1024) for i in range(30)]
         run_load(gw.port, gw_sink, Load("warm", 30, 5), warm)
         run_load(pf.port, pf_sink, Load("warm", 30, 5), warm)
+        if args.statements:
+            asyncio.run(reset_statements(url))  # count the loads only, not start-up and warm-up
         profiler = Profiler(gw.pid, args.profile) if args.profile else None
         cpu = CpuMeter((workers or gw).pid if args.split else gw.pid, pg.pgdata)
         header = f"{'load':<12} {'server':<8} {'accept/s':>9} {'e2e/s':>8} {'p50 ms':>8} {'p99 ms':>8}  delivered"
@@ -836,6 +852,8 @@ def main() -> int:
                 )
         if profiler is not None:
             profiler.stop()
+        if args.statements:
+            print(asyncio.run(top_statements(url, sum(x.count for x in loads) * args.rounds)))
         for name, port, sink in (("edocgw", gw.port, gw_sink), ("postfix", pf.port, pf_sink)):
             lat = idle_latency(port, sink, name, IDLE_COUNT)
             p50 = statistics.median(lat) if lat else float("nan")
@@ -847,8 +865,6 @@ def main() -> int:
             )
             ok &= len(lat) == IDLE_COUNT
         print(asyncio.run(stage_breakdown(url)))
-        if args.statements:
-            print(asyncio.run(top_statements(url, sum(x.count for x in loads) * args.rounds)))
         rss = f"{gw.peak_rss_mb():.0f} MB" + (
             f" + workers {workers.peak_rss_mb():.0f} MB" if workers else ""
         )
