@@ -573,38 +573,37 @@ def with_statements(pg) -> str:  # noqa: ANN001
     return pg.start()
 
 
-async def reset_statements(url: str) -> None:
-    """Forget what start-up and warm-up ran (new connections plan and introspect anew)."""
+@contextlib.asynccontextmanager
+async def _connection(url: str):  # noqa: ANN202
+    """One asyncpg connection to the bench's database, closed after use."""
     import asyncpg
 
     from store.db import asyncpg_dsn
 
     conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
     try:
-        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        await conn.execute("SELECT pg_stat_statements_reset()")
+        yield conn
     finally:
         await conn.close()
 
 
+async def reset_statements(url: str) -> None:
+    """Forget what start-up and warm-up ran (new connections plan and introspect anew)."""
+    async with _connection(url) as conn:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await conn.execute("SELECT pg_stat_statements_reset()")
+
+
 async def top_statements(url: str, messages: int, top: int = 15) -> str:
     """The statements PostgreSQL spent most time executing (wall time, the loads only), per
-    message sent to edocgw."""
-    import asyncpg
-
-    from store.db import asyncpg_dsn
-
-    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
-    try:
-        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    message sent to edocgw (`reset_statements` made the extension and zeroed it)."""
+    async with _connection(url) as conn:
         rows = await conn.fetch(
             """SELECT calls, total_exec_time, total_plan_time, plans, rows, shared_blks_dirtied, wal_bytes,
                       regexp_replace(query, '\\s+', ' ', 'g') AS q
                FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT $1""",
             top,
         )
-    finally:
-        await conn.close()
     out = [f"PostgreSQL statements by execution time (per message, {messages} messages):"]
     for r in rows:
         out.append(
@@ -620,12 +619,7 @@ async def top_statements(url: str, messages: int, top: int = 15) -> str:
 async def stage_breakdown(url: str) -> str:
     """Where edocgw's latency goes, per load: accept → deliveries created (pipeline) →
     delivered. A message's load is the first word of its subject's bracket (make_message)."""
-    import asyncpg
-
-    from store.db import asyncpg_dsn
-
-    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
-    try:
+    async with _connection(url) as conn:
         rows = await conn.fetch(
             """SELECT substring(m.subject from '[(]([a-z0-9]+)') AS load,
                       extract(epoch FROM d.created_at - m.received_at) AS pipe,
@@ -633,8 +627,6 @@ async def stage_breakdown(url: str) -> str:
                FROM deliveries d JOIN messages m ON m.id = d.message_id
                WHERE m.source = 'smtp' AND d.delivered_at IS NOT NULL"""
         )
-    finally:
-        await conn.close()
     if not rows:
         return "no delivered rows"
     out = []
