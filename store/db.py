@@ -190,6 +190,7 @@ def connection_lost(error: BaseException) -> bool:
 _LOST = (
     asyncpg.exceptions.PostgresConnectionError,  # 08xxx, "closed in the middle of operation"
     asyncpg.exceptions.OperatorInterventionError,  # 57Pxx: terminated, server shutting down
+    asyncpg.exceptions.InternalClientError,  # its protocol broken; terminated (store/direct.py)
     ConnectionError,
 )
 

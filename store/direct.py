@@ -45,7 +45,18 @@ async def rows(executor: Executor, statement: Any, params: Mapping[str, Any]) ->
     if isinstance(executor, AsyncSession):
         return (await executor.execute(statement, dict(params))).all()
     state = _compiled(statement).construct_expanded_state(dict(params))
-    return await executor.fetch(state.statement, *state.positional_parameters)
+    async with executor.acquire() as conn:
+        try:
+            return await conn.fetch(state.statement, *state.positional_parameters)
+        except asyncpg.InternalClientError:
+            # Its protocol is in a state it cannot leave: a terminated backend sends FATAL,
+            # then closes, and when asyncpg reads the FATAL on an idle connection before the
+            # close, the connection looks open but every statement on it fails ("cannot
+            # switch to state 11; another operation (2) is in progress"). The pool would
+            # hand it out again; terminated, it opens a fresh one, and the caller may try
+            # again there (store.db.connection_lost).
+            conn.terminate()
+            raise
 
 
 async def named_rows(
