@@ -113,8 +113,17 @@ def type_by_abbr(group: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+# Longer than any mark: "Hỏa tốc hẹn giờ" with its hour and date is some 60 characters.
+_MARK_MAX = 200
+
+
 def mark(text: str) -> str | None:
-    """Canonical urgency or secrecy value when the text is exactly such a mark."""
+    """Canonical urgency or secrecy value when the text is exactly such a mark. A longer
+    text is none, and is not normalised and case-folded whole to find that out: every cell
+    and body line is asked, and a plain-text body's one long line made that a tenth of
+    analysing a 200 KB letter (issue 17)."""
+    if len(text) > _MARK_MAX and len(" ".join(text.split())) > _MARK_MAX:
+        return None
     k = key(text.strip(" .:*()[]"))
     if k in _MARKS:
         return _MARKS[k]

@@ -197,3 +197,15 @@ def test_edocgw_check_lists_the_header_defect(tmp_path: Path) -> None:
     assert r.code == 0, r.err
     (report,) = json.loads(r.out)["files"]
     assert "header_invalid_utf8:Subject" in report["defects"]
+
+
+def test_marks_are_read_beside_a_long_body_line_which_is_none() -> None:
+    """Each body line is asked whether it is a mark; a line longer than any mark is not one,
+    even when it starts with the words of one (and is not normalised whole to find out)."""
+    long_line = "Nội dung công văn " + "x" * 50_000
+    body = f"MẬT\nHỎA TỐC HẸN GIỜ: 15 giờ 00 ngày 10/12/2026\n{long_line}\n"
+    facts = message_facts(ClassifyContext(subject="Công văn", body_text=body))
+    assert (facts.secrecy, facts.urgency) == ("Mật", "Hỏa tốc hẹn giờ")
+    paragraph = "Hỏa tốc hẹn giờ " + "là độ khẩn của văn bản cần chuyển ngay " * 10
+    facts = message_facts(ClassifyContext(subject="Công văn", body_text=paragraph + "\n"))
+    assert (facts.secrecy, facts.urgency) == (None, None)
