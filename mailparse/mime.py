@@ -24,7 +24,7 @@ from .containers import expand_edxml, expand_tnef, expand_zip, make_attachment
 from .filetype import declared_mismatch
 from .limits import DEFAULT_LIMITS, Limits
 from .models import Attachment, ParsedMessage, SmimeInfo
-from .textenc import decode_bytes, fix_surrogates, nfc
+from .textenc import SURROGATES, decode_bytes, fix_surrogates, nfc
 
 # Defects that mean the MIME structure itself cannot be trusted.
 _STRUCTURAL = {
@@ -37,7 +37,6 @@ _STRUCTURAL = {
 }
 _SIG_TYPES = ("application/pkcs7-signature", "application/x-pkcs7-signature")
 _P7M_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
-_SURROGATE = re.compile("[\udc80-\udcff]")
 _TAG = re.compile(r"<[^>]{0,2000}>")
 _FEED = 64 * 1024  # characters fed to the parser at a time
 _B64_CHUNK = 1 << 20  # characters of a base64 body encoded at a time
@@ -223,9 +222,10 @@ class _Walker:
         header parser reads it: that parser's cost grows faster than the header (a 1 MB
         Subject took seconds), and no real header is that long."""
         limit = self.limits.max_header_chars
+        wanted = name.lower()
         out: list[object] = []
         for key, value in msg.raw_items():
-            if key.lower() != name.lower():
+            if key.lower() != wanted:
                 continue
             if isinstance(value, str) and len(value) > limit:
                 value = value[:limit]
@@ -242,7 +242,7 @@ class _Walker:
         if not values:
             return None
         text = str(values[0])
-        if (_SURROGATE.search(text) or "\ufffd" in text) and _encoded_word_broken(msg, name):
+        if (SURROGATES.search(text) or "\ufffd" in text) and _encoded_word_broken(msg, name):
             self.result.defects.append(f"header_invalid_utf8:{name}")
         return fix_surrogates(" ".join(text.split()))
 

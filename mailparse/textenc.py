@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import codecs
+import re
 import unicodedata
 
 _FALLBACK_CHARSETS = ("utf-8", "cp1258")
+# Raw 8-bit bytes carried in header text (the email package's surrogate escapes).
+SURROGATES = re.compile("[\udc80-\udcff]")
 
 
 def nfc(text: str) -> str:
@@ -53,7 +56,7 @@ def decode_bytes(data: bytes, charset: str | None = None) -> tuple[str, list[str
 
 def fix_surrogates(text: str) -> str:
     """Repair header text carrying raw 8-bit bytes (as surrogate escapes) and NFC it."""
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
+    if SURROGATES.search(text):
         raw = text.encode("utf-8", "surrogateescape")
         text, _ = decode_bytes(raw, None)
     return nfc(text)
