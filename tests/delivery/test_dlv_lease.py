@@ -130,13 +130,9 @@ class _CutsOne(Recorder):
         finally:
             await conn.close()
         if self.proxy is not None:
-            await wait_until(lambda: _true(self.proxy.server_closed), 10, "the server's close")
+            await wait_until(self.proxy.closed_by_server, 10, "the server's close")
             await asyncio.sleep(0.2)  # the gateway, in this loop, reads the FATAL passed on
         return await super().handle_DATA(server, session, envelope)
-
-
-async def _true(value: object) -> bool:
-    return bool(value)
 
 
 @pytest.mark.parametrize("close", ["prompt", "late"])

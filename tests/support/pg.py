@@ -105,6 +105,9 @@ class LateClose:
         )
         return proxy
 
+    async def closed_by_server(self) -> bool:
+        return self.server_closed > 0
+
     async def _serve(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
