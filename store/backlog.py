@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from store.direct import connection
+
 # Claims are taken oldest first, so the messages in progress and the oldest one waiting are
 # all near the head of the index; the scan never goes further than this many rows.
 HEAD_ROWS = 512
@@ -58,6 +60,7 @@ async def read_backlog(
     """A claim lasts `lease` from when it is taken (store.claims), so a claim that ends
     later than now + lease - recent was taken within the last `recent`. Each waiting
     message's weight is its size up to `weight_max`."""
-    row = await pool.fetchrow(_LAG, lease - recent, weight_max, timeout=within)
+    async with connection(pool) as conn:
+        row = await conn.fetchrow(_LAG, lease - recent, weight_max, timeout=within)
     assert row is not None
     return Backlog(row["lag"], bool(row["taking"]), int(row["waiting"]), int(row["weight"]))

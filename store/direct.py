@@ -21,7 +21,8 @@ one text, whichever way it goes.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -45,16 +46,22 @@ async def rows(executor: Executor, statement: Any, params: Mapping[str, Any]) ->
     if isinstance(executor, AsyncSession):
         return (await executor.execute(statement, dict(params))).all()
     state = _compiled(statement).construct_expanded_state(dict(params))
-    async with executor.acquire() as conn:
+    async with connection(executor) as conn:
+        return await conn.fetch(state.statement, *state.positional_parameters)
+
+
+@asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of *pool* for one statement; terminated, not handed out again, when its
+    protocol is in a state it cannot leave. A terminated backend sends FATAL, then closes;
+    when asyncpg reads the FATAL on an idle connection before the close, the connection looks
+    open but every statement on it fails ("cannot switch to state 11; another operation (2)
+    is in progress"). Terminated, the pool opens a fresh one, and the caller may try again
+    there (store.db.connection_lost)."""
+    async with pool.acquire() as conn:
         try:
-            return await conn.fetch(state.statement, *state.positional_parameters)
+            yield conn
         except asyncpg.InternalClientError:
-            # Its protocol is in a state it cannot leave: a terminated backend sends FATAL,
-            # then closes, and when asyncpg reads the FATAL on an idle connection before the
-            # close, the connection looks open but every statement on it fails ("cannot
-            # switch to state 11; another operation (2) is in progress"). The pool would
-            # hand it out again; terminated, it opens a fresh one, and the caller may try
-            # again there (store.db.connection_lost).
             conn.terminate()
             raise
 
